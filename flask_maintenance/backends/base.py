@@ -1,0 +1,30 @@
+"""The interface every state backend implements."""
+
+from __future__ import annotations
+
+import abc
+
+
+class Backend(abc.ABC):
+    """Stores the raw state document; knows nothing about requests or parsing.
+
+    ``read`` returns the stored bytes, or ``None`` when maintenance is off. Failures to reach
+    the store raise :class:`~flask_maintenance.errors.BackendError`; each backend writes its
+    own failure policy next to the code that applies it.
+    """
+
+    @abc.abstractmethod
+    def read(self) -> bytes | None:
+        """The stored state document, or ``None`` when there is none (maintenance off)."""
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> None:
+        """Store ``data`` so that no reader ever sees part of it."""
+
+    @abc.abstractmethod
+    def clear(self) -> None:
+        """Remove the state (maintenance off); clearing twice is not an error."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the state lives, for operators (``status``); never for the public."""

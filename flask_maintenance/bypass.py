@@ -1,0 +1,108 @@
+"""Who may pass while maintenance is on: IP ranges, the secret bypass cookie, app rules."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from collections.abc import Callable, Sequence
+
+from cachetools import LRUCache
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from .config import IPNetwork
+from .state import State
+
+# Longer than any token we issue; longer input is rejected before hashing.
+MAX_TOKEN_LENGTH = 256
+
+BypassRule = Callable[[], bool]
+
+
+def new_token() -> str:
+    """A fresh bypass secret for ``flask maintenance on --secret``."""
+    return secrets.token_urlsafe(24)
+
+
+def hash_token(token: str) -> str:
+    """What the state stores instead of the token itself."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def token_matches(token: str, state: State) -> bool:
+    """Whether ``token`` is this window's secret, compared in constant time."""
+    if not state.token_hash or not token or len(token) > MAX_TOKEN_LENGTH:
+        return False
+    return hmac.compare_digest(hash_token(token), state.token_hash)
+
+
+class IPAllowlist:
+    """Matches client addresses against ``MAINTENANCE_ALLOWED_IPS``, remembering recent answers."""
+
+    def __init__(self, networks: Sequence[IPNetwork]) -> None:
+        self.networks = tuple(networks)
+        self._answers: LRUCache[str, bool] = LRUCache(maxsize=4096)
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def allows(self, remote_addr: str | None) -> bool:
+        """Whether the address is in one of the ranges; an unparsable address never is."""
+        if not self.networks or not remote_addr:
+            return False
+        answer = self._answers.get(remote_addr)
+        if answer is None:
+            answer = self._answers[remote_addr] = self._match(remote_addr)
+        return answer
+
+    def _match(self, remote_addr: str) -> bool:
+        try:
+            address = ipaddress.ip_address(remote_addr.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+
+class BypassCookie:
+    """The signed, expiring cookie a valid bypass link sets.
+
+    It carries the window id, signed with a key made of the app's ``SECRET_KEY`` and the
+    window's token hash: a cookie from an earlier window, or forged without both, never verifies.
+    """
+
+    salt = "flask-maintenance-bypass"
+
+    def __init__(self, name: str, max_age: int) -> None:
+        self.name = name
+        self.max_age = max_age
+
+    def value_for(self, state: State, secret_key: object) -> str:
+        return self._serializer(state, secret_key).dumps(state.window or "")
+
+    def is_valid(self, value: str | None, state: State, secret_key: object) -> bool:
+        if not value or not state.token_hash or len(value) > 4 * MAX_TOKEN_LENGTH:
+            return False
+        try:
+            window = self._serializer(state, secret_key).loads(value, max_age=self.max_age)
+        except BadSignature:  # also covers expired and malformed values
+            return False
+        return isinstance(window, str) and hmac.compare_digest(window, state.window or "")
+
+    def _serializer(self, state: State, secret_key: object) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(f"{secret_key or ''}:{state.token_hash}", salt=self.salt)
+
+
+def safe_next(target: str | None) -> str:
+    """A redirect target on this site: a local absolute path, else ``/`` (no open redirect)."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or any(char in target for char in "\\\r\n\t\x00")
+        or len(target) > 2048
+    ):
+        return "/"
+    return target

@@ -1,0 +1,291 @@
+"""The Flask extension: configuration, the request hook, the public API and app rules."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
+
+from flask import Flask, Response, current_app, jsonify, redirect, render_template, request
+
+from . import config
+from .backends import Backend, FileBackend
+from .bypass import BypassRule, hash_token, safe_next, token_matches
+from .errors import ConfigurationError, MaintenanceError
+from .fastpath import FastPath
+from .gate import Gate
+from .responses import banner_header, public_status
+from .state import MAX_MESSAGE_LENGTH, MAX_RETRY, MODES, State
+from .times import utcnow
+
+logger = logging.getLogger("flask_maintenance")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The key of ``app.extensions`` that holds the extension instance.
+EXTENSION_KEY = "maintenance"
+
+
+class Maintenance:
+    """Puts a Flask app into maintenance: ``Maintenance(app)`` or ``m.init_app(app)``.
+
+    One instance may serve several apps; each app's settings, state cache and backend are kept
+    per app, and the methods below act on ``current_app`` unless given ``app=``.
+
+    :param app: the app to set up now; leave out to call :meth:`init_app` later.
+    """
+
+    def __init__(self, app: Flask | None = None) -> None:
+        self._gates: WeakKeyDictionary[Flask, Gate] = WeakKeyDictionary()
+        self._bypass_rules: list[BypassRule] = []
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Read and validate the ``MAINTENANCE_*`` config and install the request hook.
+
+        :raises ConfigurationError: when a config value is invalid (the message names the key).
+        """
+        for key, value in config.defaults(app).items():
+            app.config.setdefault(key, value)
+        settings = config.Settings.from_config(app.config)
+        backend = FileBackend(
+            settings.lock_file,
+            create_directory=os.path.dirname(os.path.abspath(settings.lock_file))
+            == os.path.abspath(app.instance_path),
+        )
+        gate = Gate(settings, backend, self._bypass_rules)
+        self._gates[app] = gate
+        app.extensions[EXTENSION_KEY] = self
+
+        # First of all before_request hooks, so that nothing the app does (database, session)
+        # runs for a refused request.
+        app.before_request_funcs.setdefault(None, []).insert(0, self._hook_for(app, gate))
+        app.after_request(self._banner_for(gate))
+        app.context_processor(lambda: {"maintenance": gate.cache.get()})
+        self._add_routes(app, gate)
+        if settings.fast_path:
+            app.wsgi_app = FastPath(app.wsgi_app, gate)  # type: ignore[method-assign]
+
+        from .cli import maintenance_group
+
+        app.cli.add_command(maintenance_group)
+
+    # -- public API -------------------------------------------------------------------------
+
+    def enable(
+        self,
+        mode: str = "full",
+        retry: int | None = None,
+        message: str | None = None,
+        ends_at: datetime | None = None,
+        *,
+        secret: str | None = None,
+        app: Flask | None = None,
+    ) -> State:
+        """Switch maintenance on and start a new window (earlier bypass cookies stop working).
+
+        :param mode: ``"full"``, ``"readonly"`` or ``"banner"``.
+        :param retry: seconds for ``Retry-After``; the configured default when ``None``.
+        :param message: shown on the page, in the problem JSON and in the banner.
+        :param ends_at: the expected end, timezone-aware and in the future.
+        :param secret: a bypass token; only its hash is stored.
+        :param app: the app to act on, instead of ``current_app``.
+        :return: the new state.
+        :raises ConfigurationError: on an invalid argument; the state is then left unchanged.
+        :raises BackendError: when the state cannot be written.
+        """
+        gate = self._gate(app)
+        state = State(
+            active=True,
+            mode=_check_mode(mode),
+            retry=_check_retry(retry),
+            message=_check_message(message),
+            started_at=utcnow().replace(microsecond=0),
+            ends_at=_check_ends_at(ends_at),
+            user=_user(),
+            host=socket.gethostname(),
+            window=secrets.token_hex(8),
+            token_hash=hash_token(secret) if secret else None,
+        )
+        gate.backend.write(state.to_json())
+        gate.cache.clear()
+        logger.info("maintenance switched on (mode %s)", state.mode)
+        return replace(state, retry=state.retry if state.retry is not None else gate.settings.retry_after)
+
+    def disable(self, *, app: Flask | None = None) -> None:
+        """Switch maintenance off; doing it while already off is not an error.
+
+        :raises BackendError: when the state cannot be removed.
+        """
+        gate = self._gate(app)
+        gate.backend.clear()
+        gate.cache.clear()
+        logger.info("maintenance switched off")
+
+    def status(self, *, app: Flask | None = None) -> State:
+        """The current state (cached for at most ``MAINTENANCE_CHECK_INTERVAL`` seconds)."""
+        return self._gate(app).cache.get()
+
+    def is_active(self, *, app: Flask | None = None) -> bool:
+        """Whether maintenance is on, in any mode."""
+        return self.status(app=app).active
+
+    def backend(self, *, app: Flask | None = None) -> Backend:
+        """Where this app's state lives."""
+        return self._gate(app).backend
+
+    def bypass_rule(self, rule: F) -> F:
+        """Register a function that lets a request through when it returns True.
+
+        It runs inside the request (``current_user.is_admin``, say). One that raises is
+        logged and counts as False: a broken rule never turns a 503 into a 500.
+        """
+        self._bypass_rules.append(rule)
+        return rule
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _gate(self, app: Flask | None) -> Gate:
+        app = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
+        try:
+            return self._gates[app]
+        except KeyError:
+            raise MaintenanceError(
+                "this app is not set up for maintenance: call Maintenance(app) or init_app(app)"
+            ) from None
+
+    def _hook_for(self, app: Flask, gate: Gate) -> Callable[[], Response | None]:
+        def check_maintenance() -> Response | None:
+            state = gate.cache.get()
+            if not state.blocking:
+                return None
+            path = request.path
+            if gate.passes_anyway(state, path, request.method) or self._bypassed(app, gate, state):
+                return None
+            logger.debug("refused %s %s (maintenance, mode %s)", request.method, path, state.mode)
+            return self._refusal(gate, state, path)
+
+        return check_maintenance
+
+    def _bypassed(self, app: Flask, gate: Gate, state: State) -> bool:
+        if gate.allowlist.allows(request.remote_addr):
+            return True
+        if gate.cookie.is_valid(request.cookies.get(gate.cookie.name), state, app.secret_key):
+            return True
+        for rule in self._bypass_rules:
+            try:
+                if rule():
+                    return True
+            except Exception:  # a broken rule must not turn the 503 into a 500
+                logger.warning("maintenance bypass rule %r failed", rule, exc_info=True)
+        return False
+
+    def _refusal(self, gate: Gate, state: State, path: str) -> Response:
+        as_json = gate.wants_json(path, request.headers.get("Accept"))
+        answer = gate.answer(state, as_json)
+        response = Response(answer.body, status=answer.status, headers=list(answer.headers))
+        template = gate.settings.template
+        if template and not as_json:
+            try:
+                response.set_data(
+                    render_template(
+                        template,
+                        maintenance=state,
+                        retry_after=state.retry_after(),
+                        readonly=state.mode == "readonly",
+                    )
+                )
+            except Exception:  # a broken custom page falls back to the built-in one
+                logger.warning("maintenance template %r failed; using the built-in page", template, exc_info=True)
+        return response
+
+    def _banner_for(self, gate: Gate) -> Callable[[Response], Response]:
+        def add_banner(response: Response) -> Response:
+            state = gate.cache.get()
+            if state.active:
+                response.headers.setdefault("X-Maintenance-Banner", banner_header(state))
+            return response
+
+        return add_banner
+
+    def _add_routes(self, app: Flask, gate: Gate) -> None:
+        status_path = gate.settings.status_path
+
+        def maintenance_status() -> Response:
+            response = jsonify(public_status(gate.cache.get(), utcnow()))
+            response.headers["Cache-Control"] = "no-store"
+            return response
+
+        def maintenance_bypass(token: str) -> Response:
+            state = gate.cache.get()
+            if not token_matches(token, state):
+                response = jsonify(error="invalid or expired bypass link")
+                response.status_code = 403
+                response.headers["Cache-Control"] = "no-store"
+                return response
+            response = redirect(safe_next(request.args.get("next")), code=303)
+            response.headers["Cache-Control"] = "no-store"
+            response.set_cookie(
+                gate.cookie.name,
+                gate.cookie.value_for(state, app.secret_key),
+                max_age=gate.settings.bypass_max_age,
+                httponly=True,
+                samesite="Lax",
+                secure=request.is_secure,
+            )
+            logger.info("maintenance bypass cookie issued to %s", request.remote_addr)
+            return response
+
+        app.add_url_rule(status_path, "maintenance_status", maintenance_status, methods=["GET"])
+        app.add_url_rule(
+            f"{status_path}/bypass/<path:token>", "maintenance_bypass", maintenance_bypass, methods=["GET"]
+        )
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ConfigurationError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    return mode
+
+
+def _check_retry(retry: int | None) -> int | None:
+    if retry is None:
+        return None
+    if isinstance(retry, bool) or not isinstance(retry, int) or not 0 <= retry <= MAX_RETRY:
+        raise ConfigurationError(f"retry must be a whole number of seconds from 0 to {MAX_RETRY}, not {retry!r}")
+    return retry
+
+
+def _check_message(message: str | None) -> str | None:
+    if message is None or message == "":
+        return None
+    if not isinstance(message, str):
+        raise ConfigurationError(f"message must be text, not {type(message).__name__}")
+    if len(message) > MAX_MESSAGE_LENGTH:
+        raise ConfigurationError(f"message is too long ({len(message)} characters; at most {MAX_MESSAGE_LENGTH})")
+    return message
+
+
+def _check_ends_at(ends_at: datetime | None) -> datetime | None:
+    if ends_at is None:
+        return None
+    if not isinstance(ends_at, datetime) or ends_at.tzinfo is None or ends_at.utcoffset() is None:
+        raise ConfigurationError("ends_at must be a timezone-aware datetime")
+    if ends_at <= utcnow():
+        raise ConfigurationError(f"ends_at {ends_at.isoformat()} is in the past")
+    return ends_at.replace(microsecond=0)
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid, e.g. in some containers
+        return None

@@ -1,0 +1,83 @@
+"""The decision for one request while maintenance is on, shared by the hook and the fast path."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from .backends import Backend
+from .bypass import BypassCookie, BypassRule, IPAllowlist
+from .cache import StateCache, Timer
+from .config import Settings
+from .responses import Answer, banner_header, blocked, wants_json
+from .state import State
+from .times import utcnow
+
+#: Methods that pass in readonly mode.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class PathSet:
+    """Path prefixes matched on segment boundaries: ``/api`` covers ``/api/x``, not ``/apiary``."""
+
+    def __init__(self, prefixes: Iterable[str]) -> None:
+        roots = [prefix.rstrip("/") for prefix in prefixes]
+        self._exact = frozenset(root or "/" for root in roots)
+        self._under = tuple(root + "/" for root in roots)
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._exact or path.startswith(self._under)
+
+
+class Gate:
+    """Everything one app needs to decide a request: settings, cached state, bypass rules.
+
+    Answers are built once per state and reused; with an ``ends_at`` they change once a second
+    (``Retry-After`` counts down), so they are kept per value of ``Retry-After``.
+    """
+
+    def __init__(
+        self, settings: Settings, backend: Backend, rules: list[BypassRule], timer: Timer | None = None
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.cache = StateCache(backend, settings.retry_after, settings.check_interval, timer)
+        self.allowlist = IPAllowlist(settings.allowed_networks)
+        self.cookie = BypassCookie(settings.bypass_cookie, settings.bypass_max_age)
+        self.rules = rules
+        self.api_paths = PathSet(settings.api_prefixes)
+        self.open_paths = PathSet((*settings.allowed_paths, settings.status_path))
+        self._answers_state: State | None = None
+        self._answers: dict[tuple[bool, int], Answer] = {}
+        self._lock = threading.Lock()
+
+    def passes_anyway(self, state: State, path: str, method: str) -> bool:
+        """Requests no one is refused: allowed paths, the status path, reads in readonly mode."""
+        return path in self.open_paths or (state.mode == "readonly" and method in SAFE_METHODS)
+
+    def wants_json(self, path: str, accept: str | None) -> bool:
+        return wants_json(path, accept, self.settings.api_prefixes)
+
+    def answer(self, state: State, as_json: bool) -> Answer:
+        """The built-in 503 for this state, built on first use."""
+        retry_after = state.retry_after()
+        key = (as_json, retry_after)
+        answers = self._answers
+        if self._answers_state is not state:
+            with self._lock:
+                self._answers_state, self._answers = state, {}
+                answers = self._answers
+        answer = answers.get(key)
+        if answer is None:
+            answer = blocked(
+                state,
+                readonly=state.mode == "readonly",
+                as_json=as_json,
+                now=utcnow(),
+                status_path=self.settings.status_path,
+                banner=banner_header(state),
+            )
+            if len(answers) > 64:  # a countdown to ends_at makes a new key every second
+                answers.clear()
+            answers[key] = answer
+        return answer

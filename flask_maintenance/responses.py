@@ -1,0 +1,199 @@
+"""The answers maintenance gives: the 503 (problem JSON or a self-contained page) and the status.
+
+Every answer is a plain value (status, headers, body) built once per state and reused, so that the
+WSGI fast path and the ``before_request`` hook send byte-identical responses.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
+
+from .state import State
+from .times import format_instant
+
+PROBLEM_TYPE = "urn:flask-maintenance:problem:maintenance"
+READONLY_PROBLEM_TYPE = "urn:flask-maintenance:problem:read-only"
+FULL_TITLE = "Down for maintenance"
+READONLY_TITLE = "Read-only mode"
+FULL_DETAIL = "The service is down for scheduled maintenance. Please try again shortly."
+READONLY_DETAIL = "The service is read-only during maintenance; changes cannot be saved right now."
+STATUS_LINE = "503 SERVICE UNAVAILABLE"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A complete HTTP answer: status code, headers (without Content-Length) and body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def wsgi_headers(self) -> list[tuple[str, str]]:
+        return [*self.headers, ("Content-Length", str(len(self.body)))]
+
+
+def wants_json(path: str, accept: str | None, api_prefixes: tuple[str, ...]) -> bool:
+    """JSON for API paths, and for clients whose Accept prefers JSON over HTML."""
+    if path.startswith(api_prefixes):
+        return True
+    # Cheap first look: most browsers and crawlers never mention JSON.
+    if not accept or "json" not in accept:
+        return False
+    offered = parse_accept_header(accept, MIMEAccept)
+    json_quality = max(offered["application/json"], offered["application/problem+json"])
+    return json_quality > offered["text/html"]
+
+
+def blocked(
+    state: State, *, readonly: bool, as_json: bool, now: datetime, status_path: str, banner: str
+) -> Answer:
+    """The 503 for a refused request."""
+    retry_after = state.retry_after(now)
+    title = READONLY_TITLE if readonly else FULL_TITLE
+    detail = state.message or (READONLY_DETAIL if readonly else FULL_DETAIL)
+    if as_json:
+        body = _problem_json(state, readonly, title, detail, retry_after)
+        content_type = "application/problem+json"
+    else:
+        body = _page(state, title, detail, retry_after, status_path).encode("utf-8")
+        content_type = "text/html; charset=utf-8"
+    return Answer(
+        status=503,
+        headers=(
+            ("Content-Type", content_type),
+            ("Retry-After", str(retry_after)),
+            ("Cache-Control", "no-store"),
+            ("X-Maintenance-Banner", banner),
+        ),
+        body=body,
+    )
+
+
+def public_status(state: State, now: datetime) -> dict[str, Any]:
+    """The status document anyone may read: no secret, address, host or path."""
+    return {
+        "active": state.active,
+        "mode": state.mode if state.active else None,
+        "message": state.message if state.active else None,
+        "retry_after": state.retry_after(now) if state.blocking else None,
+        "started_at": _instant(state.started_at),
+        "ends_at": _instant(state.ends_at),
+    }
+
+
+def banner_header(state: State) -> str:
+    """``X-Maintenance-Banner``: the banner text, percent-encoded where HTTP headers can't carry it."""
+    text = " ".join(state.banner.split())
+    if text.isascii() and text.isprintable():
+        return text
+    return quote(text, safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~")
+
+
+def _instant(moment: datetime | None) -> str | None:
+    return None if moment is None else format_instant(moment)
+
+
+def _problem_json(
+    state: State, readonly: bool, title: str, detail: str, retry_after: int
+) -> bytes:
+    problem = {
+        "type": READONLY_PROBLEM_TYPE if readonly else PROBLEM_TYPE,
+        "title": title,
+        "status": 503,
+        "detail": detail,
+        "retry_after": retry_after,
+        "ends_at": _instant(state.ends_at),
+    }
+    return json.dumps(problem).encode()
+
+
+def _page(state: State, title: str, detail: str, retry_after: int, status_path: str) -> str:
+    if state.ends_at is None:
+        expected = f"Please try again in about {_human(retry_after)}."
+    else:
+        iso = format_instant(state.ends_at)
+        shown = state.ends_at.strftime("%Y-%m-%d %H:%M UTC")
+        expected = (
+            f'We expect to be back by <time datetime="{iso}" data-local>{shown}</time>.'
+        )
+    return _PAGE.format(
+        title=escape(title),
+        detail=escape(detail),
+        expected=expected,
+        status_url=json.dumps(status_path).replace("<", "\\u003c"),
+    )
+
+
+def _human(seconds: int) -> str:
+    if seconds < 90:
+        return f"{max(seconds, 1)} second{'s' if seconds != 1 else ''}"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} minutes"
+    return f"{round(minutes / 60)} hours"
+
+
+# Self-contained on purpose: no stylesheet, script, font or image is fetched, so the page still
+# shows when static files or a CDN are part of what is down.
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{title}</title>
+<style>
+:root {{ color-scheme: light dark; --fg: #1f2933; --muted: #52606d; --bg: #f5f7fa; --card: #fff; --accent: #d97706; }}
+@media (prefers-color-scheme: dark) {{ :root {{ --fg: #e4e7eb; --muted: #9aa5b1; --bg: #1f2933; --card: #323f4b; }} }}
+* {{ box-sizing: border-box; }}
+body {{ margin: 0; min-height: 100vh; display: flex; align-items: center; justify-content: center;
+  padding: 1.5rem; background: var(--bg); color: var(--fg);
+  font: 1.0625rem/1.6 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }}
+main {{ width: 100%; max-width: 34rem; background: var(--card); border-radius: 12px;
+  border-top: 6px solid var(--accent); padding: 2rem 1.75rem; box-shadow: 0 8px 24px rgba(0,0,0,.08); }}
+h1 {{ margin: 0 0 .75rem; font-size: 1.6rem; line-height: 1.25; }}
+p {{ margin: 0 0 1rem; overflow-wrap: anywhere; }}
+.expected {{ color: var(--muted); }}
+.live {{ margin: 0; font-size: .9rem; color: var(--muted); }}
+</style>
+</head>
+<body>
+<main role="main">
+<h1>{title}</h1>
+<p class="detail">{detail}</p>
+<p class="expected">{expected}</p>
+<p class="live" id="live">Reload this page to check whether we are back.</p>
+</main>
+<script>
+(function () {{
+  var statusUrl = {status_url};
+  var live = document.getElementById("live");
+  live.textContent = "This page reloads by itself as soon as we are back.";
+  var when = document.querySelector("time[data-local]");
+  if (when) {{
+    var local = new Date(when.getAttribute("datetime"));
+    if (!isNaN(local)) {{ when.textContent += " (" + local.toLocaleString() + " your time)"; }}
+  }}
+  function check() {{
+    fetch(statusUrl, {{ cache: "no-store", headers: {{ Accept: "application/json" }} }})
+      .then(function (r) {{ return r.ok ? r.json() : null; }})
+      .then(function (s) {{
+        if (s && (!s.active || s.mode === "banner")) {{ location.replace(location.href); }}
+        else {{ setTimeout(check, 4000 + Math.random() * 2000); }}
+      }})
+      .catch(function () {{ setTimeout(check, 8000); }});
+  }}
+  setTimeout(check, 4000 + Math.random() * 2000);
+}})();
+</script>
+</body>
+</html>
+"""

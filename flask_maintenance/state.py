@@ -1,0 +1,170 @@
+"""The immutable maintenance state: parsed tolerantly (failing closed) and serialised as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from .times import MAX_DURATION, format_instant, parse_instant, seconds_until, utcnow
+
+MODES = ("full", "readonly", "banner")
+#: Modes in which requests (and, by default, commands) are refused.
+BLOCKING_MODES = ("full", "readonly")
+# Anything longer is not a message an operator typed; cut it so pages and headers stay small.
+MAX_MESSAGE_LENGTH = 2000
+# A lock file this large is damaged: read no more than this much of it.
+MAX_STATE_BYTES = 64 * 1024
+DEFAULT_BANNER = "Maintenance in progress"
+MAX_RETRY = int(MAX_DURATION.total_seconds())
+
+
+@dataclass(frozen=True)
+class State:
+    """One reading of the maintenance switch.
+
+    ``retry`` is the configured ``Retry-After`` when the state did not set one. ``user`` and
+    ``host`` say who switched maintenance on; ``token_hash`` is the SHA-256 of the bypass secret
+    (the secret itself is never stored) and ``window`` changes with every ``on`` so that bypass
+    cookies from an earlier window stop working.
+    """
+
+    active: bool
+    mode: str = "full"
+    retry: int | None = None
+    message: str | None = None
+    started_at: datetime | None = None
+    ends_at: datetime | None = None
+    user: str | None = None
+    host: str | None = None
+    window: str | None = None
+    token_hash: str | None = None
+
+    @property
+    def banner(self) -> str:
+        """What a banner says: the operator's message, or a generic line."""
+        return self.message or DEFAULT_BANNER
+
+    @property
+    def blocking(self) -> bool:
+        """True when some requests are refused (modes ``full`` and ``readonly``)."""
+        return self.active and self.mode in BLOCKING_MODES
+
+    def retry_after(self, now: datetime | None = None) -> int:
+        """Seconds for ``Retry-After``: the time left until ``ends_at`` (at least 1), else ``retry``."""
+        if self.ends_at is not None:
+            return max(1, seconds_until(self.ends_at, now or utcnow()))
+        return max(0, self.retry or 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public view: safe to show to anyone (no secret, no token hash)."""
+        return {
+            "active": self.active,
+            "mode": self.mode if self.active else None,
+            "retry": self.retry,
+            "message": self.message,
+            "started_at": _instant(self.started_at),
+            "ends_at": _instant(self.ends_at),
+            "user": self.user,
+            "host": self.host,
+        }
+
+    def to_json(self) -> bytes:
+        """The lock file's content (only meaningful for an active state)."""
+        record = {
+            "mode": self.mode,
+            "retry": self.retry,
+            "message": self.message,
+            "started_at": _instant(self.started_at),
+            "ends_at": _instant(self.ends_at),
+            "user": self.user,
+            "host": self.host,
+            "window": self.window,
+            "token_hash": self.token_hash,
+        }
+        data = {key: value for key, value in record.items() if value is not None}
+        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def parse(cls, raw: bytes | None, default_retry: int) -> tuple[State, str | None]:
+        """Read a lock file's content; ``None`` means there is no lock file.
+
+        Never raises. Content that cannot be understood still means ON (fail closed): an empty
+        file is full maintenance with the defaults, and damaged content or fields of the wrong
+        type fall back to those defaults. The second item says what was wrong, for one warning.
+        """
+        if raw is None:
+            return OFF, None
+        default = cls(active=True, retry=default_retry)
+        if not raw.strip():
+            return default, None
+        try:
+            data = json.loads(raw[:MAX_STATE_BYTES].decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return default, "the lock file is not valid JSON; using full maintenance"
+        if not isinstance(data, dict):
+            return default, "the lock file is not a JSON object; using full maintenance"
+        problems: list[str] = []
+        state = replace(
+            default,
+            mode=_field(data, "mode", _mode, "full", problems),
+            retry=_field(data, "retry", _retry, default_retry, problems),
+            message=_field(data, "message", _message, None, problems),
+            started_at=_field(data, "started_at", _when, None, problems),
+            ends_at=_field(data, "ends_at", _when, None, problems),
+            user=_field(data, "user", _text, None, problems),
+            host=_field(data, "host", _text, None, problems),
+            window=_field(data, "window", _text, None, problems),
+            token_hash=_field(data, "token_hash", _text, None, problems),
+        )
+        warning = None
+        if problems:
+            warning = f"the lock file has invalid {', '.join(problems)}; using defaults for them"
+        return state, warning
+
+
+OFF = State(active=False)
+
+
+def _instant(moment: datetime | None) -> str | None:
+    return None if moment is None else format_instant(moment)
+
+
+def _field(
+    data: dict[str, Any], key: str, convert: Any, default: Any, problems: list[str]
+) -> Any:
+    value = data.get(key)
+    if value is None:
+        return default
+    try:
+        return convert(value)
+    except (TypeError, ValueError):
+        problems.append(key)
+        return default
+
+
+def _mode(value: object) -> str:
+    if value not in MODES:
+        raise ValueError(value)
+    return str(value)
+
+
+def _retry(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRY:
+        raise ValueError(value)
+    return value
+
+
+def _when(value: object) -> datetime:
+    return parse_instant(_text(value))
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
+
+
+def _message(value: object) -> str:
+    return _text(value)[:MAX_MESSAGE_LENGTH]

@@ -1,0 +1,70 @@
+"""Parsing of the durations and instants operators type: ``30m``, ``2026-11-21T22:00:00Z``."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta, timezone
+
+from .errors import ConfigurationError
+
+_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Far enough for any real window, small enough that datetime arithmetic never overflows.
+MAX_DURATION = timedelta(days=366)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``90``, ``90s``, ``30m``, ``2h``, ``1d`` or a sum such as ``1h30m``.
+
+    :raises ConfigurationError: on anything else, on zero, or past a year.
+    """
+    compact = text.strip().lower().replace(" ", "")
+    if compact.isdigit():
+        compact += "s"
+    if not compact or _DURATION.sub("", compact):
+        raise ConfigurationError(
+            f"invalid duration {text!r}: use a number of seconds or units like 30m, 2h, 1h30m"
+        )
+    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(compact))
+    if seconds <= 0:
+        raise ConfigurationError(f"invalid duration {text!r}: it must be longer than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ConfigurationError(f"invalid duration {text!r}: it must be at most 366 days")
+    return timedelta(seconds=seconds)
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO 8601 instant that names its zone (``Z`` or an offset); return it in UTC.
+
+    :raises ConfigurationError: when the text is not ISO 8601 or has no zone.
+    """
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"invalid time {text!r}: use ISO 8601 such as 2026-11-21T22:00:00Z"
+        ) from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ConfigurationError(
+            f"time {text!r} has no timezone: end it with Z or an offset such as +01:00"
+        )
+    return parsed.astimezone(timezone.utc)
+
+
+def format_instant(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, to the second: the form the state file and JSON use."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def seconds_until(moment: datetime, now: datetime) -> int:
+    """Whole seconds from ``now`` to ``moment``, rounded up; negative when it has passed."""
+    return math.ceil((moment - now).total_seconds())
