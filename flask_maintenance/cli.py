@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from flask import current_app
+from flask import Flask, appcontext_pushed, current_app
 from flask.cli import AppGroup
 
 from .bypass import new_token
 from .errors import MaintenanceError
+from .guard import EX_TEMPFAIL, FORCE_ENV, describe, forced
 from .state import MODES, State
 from .times import format_instant, parse_duration, parse_instant, utcnow
+
+if TYPE_CHECKING:
+    from .gate import Gate
+
+#: Commands that run whatever the state: this group, and Flask's own.
+ALWAYS_EXEMPT = frozenset({"maintenance", "run", "shell", "routes"})
 
 
 class MaintenanceCommandError(click.ClickException):
@@ -22,6 +33,12 @@ class MaintenanceCommandError(click.ClickException):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class CommandRefused(click.ClickException):
+    """A command refused during maintenance: one line on stderr, exit status 75 (EX_TEMPFAIL)."""
+
+    exit_code = EX_TEMPFAIL
 
 
 maintenance_group = AppGroup("maintenance", help="Switch maintenance mode on and off, and show it.")
@@ -134,3 +151,163 @@ def _bypass_url(token: str) -> str:
     if server:
         return f"{current_app.config.get('PREFERRED_URL_SCHEME', 'http')}://{server}{path}"
     return path + "  (append to your site's address)"
+
+
+@maintenance_group.command(
+    "run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option("--mode", default="full", metavar="|".join(MODES), help="What to refuse (default full).")
+@click.option("--retry", metavar="SECONDS", help="Retry-After in seconds.")
+@click.option("--message", help="Shown on the page, in the JSON body and in the banner.")
+@click.option(
+    "--keep-on-failure/--off-on-failure",
+    default=True,
+    help="When COMMAND fails, leave maintenance on (default) or switch it off.",
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def maintenance_run(
+    mode: str, retry: str | None, message: str | None, keep_on_failure: bool, command: tuple[str, ...]
+) -> None:
+    """Switch maintenance on, run COMMAND, switch off when it succeeds; exit with its status.
+
+    \b
+    Example: flask maintenance run --mode readonly -- flask db upgrade
+    """
+    if mode not in MODES:
+        _bad_input(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    retry_seconds = _parse_retry(retry)
+    extension = _extension()
+    was_on = extension.is_active()
+    try:
+        if not was_on:
+            extension.enable(mode=mode, retry=retry_seconds, message=message)
+    except MaintenanceError as error:
+        raise MaintenanceCommandError(str(error)) from None
+    status = _run_passing_signals(list(command))
+    succeeded = status == 0
+    if was_on:
+        click.echo("Maintenance was already on before; it stays on.", err=True)
+    elif succeeded or not keep_on_failure:
+        try:
+            extension.disable()
+        except MaintenanceError as error:
+            raise MaintenanceCommandError(f"command finished but maintenance stays on: {error}") from None
+        click.echo(f"Command exited with {status}; maintenance is off.", err=True)
+    else:
+        click.echo(
+            f"Command exited with {status}; maintenance stays on "
+            "(run `flask maintenance off` when the site is safe).",
+            err=True,
+        )
+    raise SystemExit(status)
+
+
+def _run_passing_signals(command: list[str]) -> int:
+    """Run ``command`` (never itself refused) and return its exit status, shell style.
+
+    Ctrl-C reaches the command through the terminal's process group; SIGTERM sent to us is
+    passed on. Either way we wait for the command so that the state is settled afterwards.
+    """
+    env = {**os.environ, FORCE_ENV: "1"}
+    try:
+        child = subprocess.Popen(command, env=env)
+    except OSError as error:
+        raise MaintenanceCommandError(
+            f"cannot run {command[0]}: {error.strerror or error}", exit_code=127
+        ) from None
+
+    def pass_on(signum: int, frame: object) -> None:
+        child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        returncode = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def install_command_gate(app: Flask, gate: Gate) -> None:
+    """Refuse the app's commands while maintenance is on in a blocking mode.
+
+    Commands of ``app.cli`` (blueprints', other extensions', groups' subcommands) are gated when
+    Flask resolves them, so ``--help`` still works. Commands that installed packages register
+    through the ``flask.commands`` entry point are resolved before ``app.cli``; they are gated
+    when they push this app's context, before their body runs.
+    """
+
+    def check(ctx: click.Context) -> None:
+        path = _command_path(ctx)
+        if _exempt(ctx, path, gate.settings.cli_exempt):
+            return
+        state = gate.cache.get()
+        if state.active and state.mode in gate.settings.cli_block_modes:
+            shown = " ".join(path)
+            raise CommandRefused(
+                f"{describe(state)}: `{shown}` did not run. Set {FORCE_ENV}=1 to run it anyway, "
+                f"or add {path[0]!r} to MAINTENANCE_CLI_EXEMPT."
+            )
+
+    def on_app_context(sender: Flask, **extra: Any) -> None:
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None and ctx.parent is not None:  # inside a command, not Flask resolving one
+            check(ctx)
+
+    _gate_group(app.cli, check)
+    # Held strongly by the signal; blinker drops it when the app is garbage collected.
+    appcontext_pushed.connect(on_app_context, sender=app, weak=False)
+
+
+def _gate_group(group: click.Group, check: Callable[[click.Context], None]) -> None:
+    resolve = group.get_command
+
+    def get_command(ctx: click.Context, name: str) -> click.Command | None:
+        command = resolve(ctx, name)
+        if command is not None and not getattr(command, "_maintenance_gated", False):
+            _gate_command(command, check)
+        return command
+
+    group.get_command = get_command  # type: ignore[method-assign]
+
+
+def _gate_command(command: click.Command, check: Callable[[click.Context], None]) -> None:
+    command._maintenance_gated = True  # type: ignore[attr-defined]
+    if isinstance(command, click.Group):
+        # A group's callback runs before its subcommand; by then Click knows which one.
+        callback = command.callback
+
+        def gated_callback(*args: Any, **kwargs: Any) -> Any:
+            check(click.get_current_context())
+            return callback(*args, **kwargs) if callback is not None else None
+
+        command.callback = gated_callback
+        _gate_group(command, check)
+        return
+    invoke = command.invoke
+
+    def gated_invoke(ctx: click.Context) -> Any:
+        check(ctx)
+        return invoke(ctx)
+
+    command.invoke = gated_invoke  # type: ignore[method-assign]
+
+
+def _command_path(ctx: click.Context) -> tuple[str, ...]:
+    """The command's names below the root (``("db", "upgrade")`` for ``flask db upgrade``)."""
+    names = [ctx.invoked_subcommand] if isinstance(ctx.invoked_subcommand, str) else []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return tuple(reversed(names))
+
+
+def _exempt(ctx: click.Context, path: tuple[str, ...], exempt_names: frozenset[str]) -> bool:
+    if not path or path[0] in ALWAYS_EXEMPT or forced():
+        return True
+    command = ctx.command
+    if getattr(command, "__maintenance_exempt__", False) or getattr(
+        command.callback, "__maintenance_exempt__", False
+    ):
+        return True
+    return any(" ".join(path[: i + 1]) in exempt_names for i in range(len(path)))

@@ -7,7 +7,8 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from .bypass import BypassRule, hash_token, safe_next, token_matches
 from .errors import ConfigurationError, MaintenanceError
 from .fastpath import FastPath
 from .gate import Gate
+from .guard import Guard
 from .responses import banner_header, public_status
 from .state import MAX_MESSAGE_LENGTH, MAX_RETRY, MODES, State
 from .times import utcnow
@@ -74,9 +76,10 @@ class Maintenance:
         if settings.fast_path:
             app.wsgi_app = FastPath(app.wsgi_app, gate)  # type: ignore[method-assign]
 
-        from .cli import maintenance_group
+        from .cli import install_command_gate, maintenance_group
 
         app.cli.add_command(maintenance_group)
+        install_command_gate(app, gate)
 
     # -- public API -------------------------------------------------------------------------
 
@@ -151,10 +154,76 @@ class Maintenance:
         self._bypass_rules.append(rule)
         return rule
 
+    def exempt(self, command: F) -> F:
+        """Mark a Click command (or its callback) to run even during maintenance."""
+        command.__maintenance_exempt__ = True  # type: ignore[attr-defined]
+        return command
+
+    def guard(
+        self, func: F | None = None, *, raise_: bool = False, app: Flask | None = None
+    ) -> Any:
+        """Skip a function while maintenance stops background work (``@m.guard``).
+
+        While on in one of ``MAINTENANCE_CLI_BLOCK_MODES`` the function is not called, a log line
+        says why, and the call returns ``None`` (or raises :class:`MaintenanceActive` with
+        ``raise_=True``). Usable as ``@m.guard``, ``@m.guard(raise_=True)`` or ``with m.guard():``.
+        The app is ``app=``, else ``current_app``, else the only app this instance serves.
+        """
+
+        def read_state() -> tuple[State, Collection[str]]:
+            gate = self._gate(app if app is not None else self._only_app())
+            return gate.cache.get(), gate.settings.cli_block_modes
+
+        guard = Guard(read_state, raise_=raise_)
+        return guard if func is None else guard(func)
+
+    @contextmanager
+    def window(
+        self,
+        mode: str = "full",
+        retry: int | None = None,
+        message: str | None = None,
+        ends_at: datetime | None = None,
+        *,
+        off_on_failure: bool = False,
+        app: Flask | None = None,
+    ) -> Iterator[State]:
+        """Maintenance around a block of a deploy script::
+
+            with m.window(mode="readonly", app=app):
+                migrate()
+
+        Switches on when entering; off when the block succeeds; when it raises, stays on (the
+        site stays safe while someone looks) unless ``off_on_failure``. If maintenance was
+        already on, it is left as it was.
+        """
+        if self.is_active(app=app):
+            yield self.status(app=app)
+            return
+        state = self.enable(mode=mode, retry=retry, message=message, ends_at=ends_at, app=app)
+        try:
+            yield state
+        except BaseException:
+            if off_on_failure:
+                self.disable(app=app)
+            raise
+        self.disable(app=app)
+
     # -- internals --------------------------------------------------------------------------
 
+    def _only_app(self) -> Flask | None:
+        """``current_app`` when there is one, else the single app this instance serves."""
+        if current_app or len(self._gates) != 1:
+            return None
+        return next(iter(self._gates.keys()))
+
     def _gate(self, app: Flask | None) -> Gate:
-        app = app if app is not None else current_app._get_current_object()  # type: ignore[attr-defined]
+        if app is None:
+            if not current_app:
+                raise MaintenanceError(
+                    "no app: call this inside an app context or pass app="
+                )
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
         try:
             return self._gates[app]
         except KeyError:

@@ -1,0 +1,200 @@
+"""Background work during maintenance: a guard for Python entrypoints, and the console script
+``flask-maintenance-guard`` that wraps cron lines."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Callable, Collection, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+from .backends import FileBackend
+from .errors import ConfigurationError, MaintenanceActive
+from .state import BLOCKING_MODES, State
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+logger = logging.getLogger("flask_maintenance")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit status of a refused command: sysexits' EX_TEMPFAIL, "try again later".
+EX_TEMPFAIL = 75
+#: Environment variable that lets one command run during maintenance anyway.
+FORCE_ENV = "FLASK_MAINTENANCE_FORCE"
+LOCK_FILE_ENV = "MAINTENANCE_LOCK_FILE"
+# With no app config to ask, the documented default of Retry-After.
+_DEFAULT_RETRY = 60
+
+
+def forced() -> bool:
+    """Whether ``FLASK_MAINTENANCE_FORCE`` asks to run despite maintenance."""
+    return os.environ.get(FORCE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def describe(state: State) -> str:
+    """``maintenance is on (mode full, since …)``: how refusals name the state."""
+    since = f", since {state.started_at:%Y-%m-%dT%H:%M:%SZ}" if state.started_at else ""
+    return f"maintenance is on (mode {state.mode}{since})"
+
+
+class Guard:
+    """Keeps a function, a block or a command from running while maintenance blocks work.
+
+    As a decorator the guarded function is not called and the call returns ``None`` (or raises
+    :class:`MaintenanceActive` with ``raise_=True``); as a context manager it raises
+    :class:`MaintenanceActive` on entry, since a ``with`` body cannot be skipped.
+
+    :param read_state: returns the current state.
+    :param block_modes: the modes that stop work (``MAINTENANCE_CLI_BLOCK_MODES``).
+    :param raise_: raise instead of returning ``None`` from a skipped call.
+    """
+
+    def __init__(
+        self,
+        read_state: Callable[[], tuple[State, Collection[str]]],
+        raise_: bool = False,
+    ) -> None:
+        self._read_state = read_state
+        self.raise_ = raise_
+
+    def blocking_state(self) -> State | None:
+        """The state that stops work now, or ``None`` when work may run."""
+        state, block_modes = self._read_state()
+        if state.active and state.mode in block_modes and not forced():
+            return state
+        return None
+
+    def __call__(self, func: F) -> F:
+        @functools.wraps(func)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            state = self.blocking_state()
+            if state is None:
+                return func(*args, **kwargs)
+            logger.info("skipped %s: %s", getattr(func, "__qualname__", func), describe(state))
+            if self.raise_:
+                raise MaintenanceActive(state)
+            return None
+
+        return guarded  # type: ignore[return-value]
+
+    def __enter__(self) -> None:
+        state = self.blocking_state()
+        if state is not None:
+            raise MaintenanceActive(state)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+def lock_file_guard(lock_file: str | os.PathLike[str], raise_: bool = False) -> Guard:
+    """A guard that reads a lock file directly, without importing any app."""
+    backend = FileBackend(lock_file)
+
+    def read_state() -> tuple[State, Collection[str]]:
+        return State.parse(backend.read(), _DEFAULT_RETRY)[0], BLOCKING_MODES
+
+    return Guard(read_state, raise_=raise_)
+
+
+def skip_during_maintenance(
+    lock_file: str | os.PathLike[str] | None = None, app: Flask | None = None, *, raise_: bool = False
+) -> Guard:
+    """Guard a plain script's function (a cron job, a scheduler task) against maintenance.
+
+    Give the app's lock file, or the app itself (which must have the extension); with neither,
+    the lock file comes from the ``MAINTENANCE_LOCK_FILE`` environment variable::
+
+        @skip_during_maintenance(lock_file="/srv/app/instance/maintenance.lock")
+        def nightly_report(): ...
+
+    :raises ConfigurationError: when neither is given and the variable is not set.
+    """
+    if app is not None:
+        extension = app.extensions.get("maintenance")
+        if extension is None:
+            raise ConfigurationError("this app has no Maintenance extension: call Maintenance(app)")
+        return extension.guard(raise_=raise_, app=app)  # type: ignore[no-any-return]
+    lock_file = lock_file or os.environ.get(LOCK_FILE_ENV)
+    if not lock_file:
+        raise ConfigurationError(f"give lock_file= or app=, or set {LOCK_FILE_ENV}")
+    return lock_file_guard(lock_file, raise_=raise_)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="flask-maintenance-guard",
+        description="Run COMMAND unless maintenance is on (for cron lines).",
+        usage="%(prog)s [--lock-file PATH | --app IMPORT] [--skip-exit-code N] [--quiet] -- COMMAND [ARGS...]",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--lock-file", metavar="PATH", help=f"the lock file (default: ${LOCK_FILE_ENV})")
+    source.add_argument("--app", metavar="IMPORT", help="import the app like `flask --app` does")
+    parser.add_argument(
+        "--skip-exit-code", metavar="N", type=_exit_code, default=EX_TEMPFAIL,
+        help=f"exit status when skipped (default {EX_TEMPFAIL}; 0 for cron that mails on failure)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="print nothing when skipping")
+    return parser
+
+
+def _exit_code(text: str) -> int:
+    if not text.isdigit() or int(text) > 255:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 255, not {text!r}")
+    return int(text)
+
+
+def _app_guard(import_path: str) -> Guard:
+    from flask.cli import ScriptInfo
+
+    try:
+        app = ScriptInfo(app_import_path=import_path).load_app()
+    except Exception as error:  # whatever the broken app raises, the operator gets one line
+        message = " ".join(str(error).split()) or type(error).__name__
+        raise ConfigurationError(f"cannot load the app {import_path!r}: {message}") from None
+    return skip_during_maintenance(app=app)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of ``flask-maintenance-guard``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if "--" in args:
+        split = args.index("--")
+        options, command = parser.parse_args(args[:split]), args[split + 1 :]
+    else:
+        options, command = parser.parse_known_args(args)
+        if command and command[0].startswith("-"):
+            parser.error(f"unknown option {command[0]} (put the command after --)")
+    if not command:
+        parser.error("no COMMAND given (put it after --)")
+    try:
+        if options.app:
+            guard = _app_guard(options.app)
+        else:
+            guard = skip_during_maintenance(lock_file=options.lock_file)
+        state = guard.blocking_state()
+    except ConfigurationError as error:
+        parser.error(str(error))
+    if state is not None:
+        if not options.quiet:
+            print(f"{parser.prog}: {describe(state)}; skipped: {shlex.join(command)}", file=sys.stderr)
+        sys.exit(options.skip_exit_code)
+    try:
+        os.execvp(command[0], command)
+    except OSError as error:
+        print(f"{parser.prog}: cannot run {command[0]}: {error.strerror or error}", file=sys.stderr)
+        sys.exit(127 if isinstance(error, FileNotFoundError) else 126)
