@@ -6,7 +6,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from cachetools import TTLCache
 
@@ -43,6 +43,7 @@ class StateCache:
         self._fresh_until = float("-inf")
         self._known = False
         self._damaged: str | None = None
+        self._stamp: Hashable | None = None
         # Backend failures already warned about, each forgotten after one interval.
         self._warned: TTLCache[str, bool] = TTLCache(
             maxsize=16, ttl=max(interval, 1.0), timer=self._timer
@@ -52,19 +53,30 @@ class StateCache:
         """The current state, from memory while the last read is fresh."""
         if self._timer() < self._fresh_until:
             return self._state
-        with self._lock:
+        # One thread reads; the others go on with the last state instead of queueing behind a
+        # slow backend (they wait only for the very first read, when there is none yet).
+        if not self._lock.acquire(blocking=not self._known):
+            return self._state
+        try:
             if self._timer() >= self._fresh_until:
                 self._remember(self._read())
                 self._fresh_until = self._timer() + self.interval if self.interval else float("-inf")
             return self._state
+        finally:
+            self._lock.release()
 
     def clear(self) -> None:
         """Forget the last read, so that the next ``get`` reads the backend (after a write)."""
+        self._stamp = None
         self._fresh_until = float("-inf")
 
     def _read(self) -> State:
         try:
+            stamp = self.backend.stamp()
+            if stamp is not None and stamp == self._stamp:
+                return self._state
             raw = self.backend.read()
+            self._stamp = stamp
         except BackendError as error:
             self._warn_once(f"maintenance state unavailable, keeping the last known one: {error}")
             return self._state

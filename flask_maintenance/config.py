@@ -19,7 +19,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 def defaults(app: Flask) -> dict[str, Any]:
     """Every config key with its default (documented in the README's configuration table)."""
     return {
+        "MAINTENANCE_BACKEND": "file",
         "MAINTENANCE_LOCK_FILE": os.path.join(app.instance_path, "maintenance.lock"),
+        "MAINTENANCE_REDIS_KEY": "flask-maintenance:state",
         "MAINTENANCE_RETRY_AFTER": 60,
         "MAINTENANCE_API_PREFIXES": ("/api",),
         "MAINTENANCE_ALLOWED_IPS": (),
@@ -39,7 +41,9 @@ def defaults(app: Flask) -> dict[str, Any]:
 class Settings:
     """The validated config of one app, resolved once at ``init_app``."""
 
+    backend: str
     lock_file: str
+    redis_key: str
     retry_after: int
     api_prefixes: tuple[str, ...]
     allowed_networks: tuple[IPNetwork, ...]
@@ -60,7 +64,9 @@ class Settings:
         :raises ConfigurationError: naming the key whose value is wrong.
         """
         return cls(
+            backend=_text(config, "MAINTENANCE_BACKEND"),
             lock_file=_text(config, "MAINTENANCE_LOCK_FILE"),
+            redis_key=_text(config, "MAINTENANCE_REDIS_KEY"),
             retry_after=_seconds(config, "MAINTENANCE_RETRY_AFTER"),
             api_prefixes=_paths(config, "MAINTENANCE_API_PREFIXES"),
             allowed_networks=_networks(config, "MAINTENANCE_ALLOWED_IPS"),

@@ -17,7 +17,7 @@ from weakref import WeakKeyDictionary
 from flask import Flask, Response, current_app, jsonify, redirect, render_template, request
 
 from . import config
-from .backends import Backend, FileBackend
+from .backends import Backend, backend_from_url
 from .bypass import BypassRule, hash_token, safe_next, token_matches
 from .errors import ConfigurationError, MaintenanceError
 from .fastpath import FastPath
@@ -58,8 +58,10 @@ class Maintenance:
         for key, value in config.defaults(app).items():
             app.config.setdefault(key, value)
         settings = config.Settings.from_config(app.config)
-        backend = FileBackend(
-            settings.lock_file,
+        backend = backend_from_url(
+            settings.backend,
+            lock_file=settings.lock_file,
+            redis_key=settings.redis_key,
             create_directory=os.path.dirname(os.path.abspath(settings.lock_file))
             == os.path.abspath(app.instance_path),
         )

@@ -13,8 +13,8 @@ from collections.abc import Callable, Collection, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from .backends import FileBackend
-from .errors import ConfigurationError, MaintenanceActive
+from .backends import Backend, FileBackend, backend_from_url
+from .errors import BackendError, ConfigurationError, MaintenanceActive
 from .state import BLOCKING_MODES, State
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ EX_TEMPFAIL = 75
 #: Environment variable that lets one command run during maintenance anyway.
 FORCE_ENV = "FLASK_MAINTENANCE_FORCE"
 LOCK_FILE_ENV = "MAINTENANCE_LOCK_FILE"
+BACKEND_ENV = "MAINTENANCE_BACKEND"
 # With no app config to ask, the documented default of Retry-After.
 _DEFAULT_RETRY = 60
 
@@ -95,9 +96,8 @@ class Guard:
         return None
 
 
-def lock_file_guard(lock_file: str | os.PathLike[str], raise_: bool = False) -> Guard:
-    """A guard that reads a lock file directly, without importing any app."""
-    backend = FileBackend(lock_file)
+def backend_guard(backend: Backend, raise_: bool = False) -> Guard:
+    """A guard that reads a backend directly, without importing any app."""
 
     def read_state() -> tuple[State, Collection[str]]:
         return State.parse(backend.read(), _DEFAULT_RETRY)[0], BLOCKING_MODES
@@ -106,27 +106,40 @@ def lock_file_guard(lock_file: str | os.PathLike[str], raise_: bool = False) -> 
 
 
 def skip_during_maintenance(
-    lock_file: str | os.PathLike[str] | None = None, app: Flask | None = None, *, raise_: bool = False
+    lock_file: str | os.PathLike[str] | None = None,
+    app: Flask | None = None,
+    *,
+    backend: str | None = None,
+    raise_: bool = False,
 ) -> Guard:
     """Guard a plain script's function (a cron job, a scheduler task) against maintenance.
 
-    Give the app's lock file, or the app itself (which must have the extension); with neither,
-    the lock file comes from the ``MAINTENANCE_LOCK_FILE`` environment variable::
+    Give the app's lock file, a backend URL (``redis://…``), or the app itself (which must have
+    the extension); with none, the ``MAINTENANCE_BACKEND`` or ``MAINTENANCE_LOCK_FILE``
+    environment variable says where the state is::
 
         @skip_during_maintenance(lock_file="/srv/app/instance/maintenance.lock")
         def nightly_report(): ...
 
-    :raises ConfigurationError: when neither is given and the variable is not set.
+    :raises ConfigurationError: when nothing says where the state is.
     """
     if app is not None:
         extension = app.extensions.get("maintenance")
         if extension is None:
             raise ConfigurationError("this app has no Maintenance extension: call Maintenance(app)")
         return extension.guard(raise_=raise_, app=app)  # type: ignore[no-any-return]
-    lock_file = lock_file or os.environ.get(LOCK_FILE_ENV)
+    if lock_file is None and backend is None:
+        backend = os.environ.get(BACKEND_ENV) or None
+        lock_file = os.environ.get(LOCK_FILE_ENV) or None
+        if backend == "file":
+            backend = None
+    if backend is not None:
+        return backend_guard(backend_from_url(backend), raise_=raise_)
     if not lock_file:
-        raise ConfigurationError(f"give lock_file= or app=, or set {LOCK_FILE_ENV}")
-    return lock_file_guard(lock_file, raise_=raise_)
+        raise ConfigurationError(
+            f"give lock_file=, backend= or app=, or set {LOCK_FILE_ENV} or {BACKEND_ENV}"
+        )
+    return backend_guard(FileBackend(lock_file), raise_=raise_)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -138,10 +151,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="flask-maintenance-guard",
         description="Run COMMAND unless maintenance is on (for cron lines).",
-        usage="%(prog)s [--lock-file PATH | --app IMPORT] [--skip-exit-code N] [--quiet] -- COMMAND [ARGS...]",
+        usage="%(prog)s [--lock-file PATH | --backend URL | --app IMPORT] [--skip-exit-code N] [--quiet]"
+        " -- COMMAND [ARGS...]",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--lock-file", metavar="PATH", help=f"the lock file (default: ${LOCK_FILE_ENV})")
+    source.add_argument("--backend", metavar="URL", help=f"a redis:// URL (default: ${BACKEND_ENV})")
     source.add_argument("--app", metavar="IMPORT", help="import the app like `flask --app` does")
     parser.add_argument(
         "--skip-exit-code", metavar="N", type=_exit_code, default=EX_TEMPFAIL,
@@ -185,10 +200,14 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         if options.app:
             guard = _app_guard(options.app)
         else:
-            guard = skip_during_maintenance(lock_file=options.lock_file)
+            guard = skip_during_maintenance(lock_file=options.lock_file, backend=options.backend)
         state = guard.blocking_state()
     except ConfigurationError as error:
         parser.error(str(error))
+    except BackendError as error:
+        # Unknown state: running a job that may write during a migration is the worse mistake.
+        print(f"{parser.prog}: {error}; skipped: {shlex.join(command)}", file=sys.stderr)
+        sys.exit(options.skip_exit_code)
     if state is not None:
         if not options.quiet:
             print(f"{parser.prog}: {describe(state)}; skipped: {shlex.join(command)}", file=sys.stderr)

@@ -57,12 +57,17 @@ def parse_instant(text: str) -> datetime:
         raise ConfigurationError(
             f"time {text!r} has no timezone: end it with Z or an offset such as +01:00"
         )
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise ConfigurationError(f"time {text!r} is out of range") from None
 
 
 def format_instant(moment: datetime) -> str:
     """ISO 8601 in UTC with a ``Z``, to the second: the form the state file and JSON use."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Not strftime: its %Y drops the leading zeros of years before 1000 on glibc.
+    utc = moment.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None)
+    return utc.isoformat(timespec="seconds") + "Z"
 
 
 def seconds_until(moment: datetime, now: datetime) -> int:

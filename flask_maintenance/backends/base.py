@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Hashable
 
 
 class Backend(abc.ABC):
@@ -28,3 +29,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> str:
         """Where the state lives, for operators (``status``); never for the public."""
+
+    def stamp(self) -> Hashable | None:
+        """A cheap fingerprint that changes whenever the state may have changed.
+
+        Backends that have one (the lock file's inode, size and mtime) let readers skip reading
+        and parsing an unchanged state; ``None`` means "no cheap check: always read".
+        """
+        return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Hashable
 
 from ..errors import BackendError
 from ..state import MAX_STATE_BYTES
@@ -71,6 +72,13 @@ class FileBackend(Backend):
 
     def describe(self) -> str:
         return f"file {self.path}"
+
+    def stamp(self) -> Hashable | None:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None  # absent or unreadable: let read() decide what that means
+        return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 #: What an unreadable lock file reads as: no parser accepts it, so readers fail closed.
