@@ -7,4 +7,10 @@ from .errors import ConfigurationError as ConfigurationError
 from .errors import MaintenanceActive as MaintenanceActive
 from .errors import MaintenanceError as MaintenanceError
 from .extension import Maintenance as Maintenance
+from .guard import skip_during_maintenance as skip_during_maintenance
+from .plan import Feature as Feature
+from .plan import Schedule as Schedule
+from .signals import maintenance_disabled as maintenance_disabled
+from .signals import maintenance_enabled as maintenance_enabled
+from .signals import request_blocked as request_blocked
 from .state import State as State

@@ -7,80 +7,41 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
+from datetime import datetime
+from typing import Generic, TypeVar
 
 from cachetools import TTLCache
 
 from .backends import Backend
 from .errors import BackendError
+from .plan import Plan, resolve
 from .state import OFF, State
+from .times import utcnow
 
 logger = logging.getLogger("flask_maintenance")
 
 Timer = Callable[[], float]
+Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 
-class StateCache:
-    """Reads the backend at most once per ``interval`` seconds and remembers the result.
+class _Document(Generic[T]):
+    """One stored document, read again only when the backend's stamp says it may have changed."""
 
-    Every request calls :meth:`get`, so while the last read is fresh it costs one clock
-    comparison (~0.06 µs; a cachetools ``TTLCache`` lookup costs ~1 µs, see ``benchmarks/``).
-    Only when the interval has run out does a caller take the lock and read the backend.
-    An interval of 0 reads the backend on every call. The timer is injectable for tests.
-
-    Failure policy: a backend that raises :class:`BackendError` keeps the last known state
-    (off when none is known yet) and logs one warning per interval, not one per request.
-    """
-
-    def __init__(
-        self, backend: Backend, default_retry: int, interval: float, timer: Timer | None = None
-    ) -> None:
+    def __init__(self, backend: Backend, parse: Callable[[bytes | None], tuple[T, str | None]]) -> None:
         self.backend = backend
-        self.default_retry = default_retry
-        self.interval = interval
-        self._timer = timer or time.monotonic
-        self._lock = threading.Lock()
-        self._state = OFF
-        self._fresh_until = float("-inf")
-        self._known = False
-        self._damaged: str | None = None
+        self._parse = parse
+        self._value: T | None = None
         self._stamp: Hashable | None = None
-        # Backend failures already warned about, each forgotten after one interval.
-        self._warned: TTLCache[str, bool] = TTLCache(
-            maxsize=16, ttl=max(interval, 1.0), timer=self._timer
-        )
+        self._damaged: str | None = None
 
-    def get(self) -> State:
-        """The current state, from memory while the last read is fresh."""
-        if self._timer() < self._fresh_until:
-            return self._state
-        # One thread reads; the others go on with the last state instead of queueing behind a
-        # slow backend (they wait only for the very first read, when there is none yet).
-        if not self._lock.acquire(blocking=not self._known):
-            return self._state
-        try:
-            if self._timer() >= self._fresh_until:
-                self._remember(self._read())
-                self._fresh_until = self._timer() + self.interval if self.interval else float("-inf")
-            return self._state
-        finally:
-            self._lock.release()
-
-    def clear(self) -> None:
-        """Forget the last read, so that the next ``get`` reads the backend (after a write)."""
-        self._stamp = None
-        self._fresh_until = float("-inf")
-
-    def _read(self) -> State:
-        try:
-            stamp = self.backend.stamp()
-            if stamp is not None and stamp == self._stamp:
-                return self._state
-            raw = self.backend.read()
-            self._stamp = stamp
-        except BackendError as error:
-            self._warn_once(f"maintenance state unavailable, keeping the last known one: {error}")
-            return self._state
-        state, problem = State.parse(raw, self.default_retry)
+    def load(self) -> T:
+        """The parsed document. :raises BackendError: when the backend cannot be read."""
+        stamp = self.backend.stamp()
+        if self._value is not None and stamp is not None and stamp == self._stamp:
+            return self._value
+        raw = self.backend.read()
+        value, problem = self._parse(raw)
         if problem is None:
             self._damaged = None
         else:
@@ -89,19 +50,100 @@ class StateCache:
             if digest != self._damaged:
                 self._damaged = digest
                 logger.warning("%s (%s)", problem, self.backend.describe())
-        return state
+        self._value, self._stamp = value, stamp
+        return value
 
-    def _warn_once(self, message: str) -> None:
-        if message not in self._warned:
-            self._warned[message] = True
-            logger.warning("%s", message)
+    def forget(self) -> None:
+        self._stamp = None
+
+
+class StateCache:
+    """Reads the backend at most once per ``interval`` seconds and remembers the result.
+
+    Every request calls :meth:`get`, so while the last read is fresh it costs one clock
+    comparison (~0.06 µs; a cachetools ``TTLCache`` lookup costs ~1 µs, see ``benchmarks/``).
+    Only when the interval has run out does one caller read the backend: the lock document and
+    the plan, combined with the time of day (a scheduled window starts with no one acting).
+    An interval of 0 reads on every call. ``timer`` (monotonic) and ``clock`` (UTC wall time)
+    are injectable for tests.
+
+    Failure policy: a backend that raises :class:`BackendError` keeps the last known state
+    (off when none is known yet) and logs one warning per interval, not one per request.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        default_retry: int,
+        interval: float,
+        timer: Timer | None = None,
+        clock: Clock = utcnow,
+        on_change: Callable[[State, State], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.interval = interval
+        self._timer = timer or time.monotonic
+        self._clock = clock
+        self._on_change = on_change
+        self._lock_document = _Document(backend, lambda raw: State.parse(raw, default_retry))
+        self._plan_document = _Document(backend.sibling("plan"), Plan.parse)
+        self._mutex = threading.Lock()
+        self._state = OFF
+        self._fresh_until = float("-inf")
+        self._known = False
+        # Backend failures already warned about, each forgotten after one interval.
+        self._warned: TTLCache[str, bool] = TTLCache(
+            maxsize=16, ttl=max(interval, 1.0), timer=self._timer
+        )
+
+    @property
+    def plan_backend(self) -> Backend:
+        """Where the schedule and the feature switches are kept."""
+        return self._plan_document.backend
+
+    def get(self) -> State:
+        """The current state, from memory while the last read is fresh."""
+        if self._timer() < self._fresh_until:
+            return self._state
+        # One thread reads; the others go on with the last state instead of queueing behind a
+        # slow backend (they wait only for the very first read, when there is none yet).
+        if not self._mutex.acquire(blocking=not self._known):
+            return self._state
+        try:
+            if self._timer() >= self._fresh_until:
+                self._remember(self._read())
+                self._fresh_until = self._timer() + self.interval if self.interval else float("-inf")
+            return self._state
+        finally:
+            self._mutex.release()
+
+    def clear(self) -> None:
+        """Forget the last read, so that the next ``get`` reads the backend (after a write)."""
+        self._lock_document.forget()
+        self._plan_document.forget()
+        self._fresh_until = float("-inf")
+
+    def _read(self) -> State:
+        try:
+            lock = self._lock_document.load()
+            plan = self._plan_document.load()
+        except BackendError as error:
+            message = f"maintenance state unavailable, keeping the last known one: {error}"
+            if message not in self._warned:
+                self._warned[message] = True
+                logger.warning("%s", message)
+            return self._state
+        return resolve(lock, plan, self._clock())
 
     def _remember(self, state: State) -> None:
-        previous, self._state = self._state, state
-        changed = (previous.active, previous.mode) != (state.active, state.mode)
-        if changed and (self._known or state.active):
+        previous, known = self._state, self._known
+        self._state, self._known = state, True
+        if (previous.active, previous.mode) == (state.active, state.mode):
+            return
+        if known or state.active:
             if state.active:
                 logger.info("maintenance is on (mode %s)", state.mode)
             else:
                 logger.info("maintenance is off")
-        self._known = True
+            if self._on_change is not None:
+                self._on_change(previous, state)

@@ -9,13 +9,15 @@ import subprocess
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
+from weakref import WeakKeyDictionary
 
 import click
 from flask import Flask, appcontext_pushed, current_app
 from flask.cli import AppGroup
 
 from .bypass import new_token
-from .errors import MaintenanceError
+from .errors import ConfigurationError, MaintenanceError
+from .plan import features_of
 from .guard import EX_TEMPFAIL, FORCE_ENV, describe, forced
 from .state import MODES, State
 from .times import format_instant, parse_duration, parse_instant, utcnow
@@ -83,21 +85,32 @@ def _parse_end(until: str | None, duration: str | None) -> datetime | None:
 @click.option("--until", metavar="ISO8601", help="Expected end, e.g. 2026-11-21T23:00:00Z.")
 @click.option("--for", "duration", metavar="DURATION", help="Expected length, e.g. 30m or 2h.")
 @click.option("--secret", is_flag=True, help="Generate a bypass link for admins.")
+@click.option("--feature", metavar="NAME", help="Switch off just this feature (a blueprint's name, say).")
 def maintenance_on(
-    mode: str, retry: str | None, message: str | None, until: str | None, duration: str | None, secret: bool
+    mode: str,
+    retry: str | None,
+    message: str | None,
+    until: str | None,
+    duration: str | None,
+    secret: bool,
+    feature: str | None,
 ) -> None:
     """Switch maintenance on (a new window: earlier bypass links stop working)."""
     if mode not in MODES:
         _bad_input(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     retry_seconds = _parse_retry(retry)
     ends_at = _parse_end(until, duration)
+    if feature is not None and (mode != "full" or retry or until or duration or secret):
+        _bad_input("--feature takes only --message (the other options apply to the whole site)")
     token = new_token() if secret else None
     try:
         state = _extension().enable(
-            mode=mode, retry=retry_seconds, message=message, ends_at=ends_at, secret=token
+            mode=mode, retry=retry_seconds, message=message, ends_at=ends_at, secret=token, feature=feature
         )
     except MaintenanceError as error:
-        raise MaintenanceCommandError(str(error)) from None
+        raise MaintenanceCommandError(str(error), exit_code=2 if isinstance(error, ConfigurationError) else 1) from None
+    if feature is not None:
+        click.echo(f"Feature {feature} is OFF (its requests get 503)")
     _describe(state)
     if token is not None:
         click.echo(f"  bypass link: {_bypass_url(token)}")
@@ -105,13 +118,62 @@ def maintenance_on(
 
 
 @maintenance_group.command("off")
-def maintenance_off() -> None:
+@click.option("--feature", metavar="NAME", help="Switch just this feature back on.")
+def maintenance_off(feature: str | None) -> None:
     """Switch maintenance off (nothing happens if it is already off)."""
     try:
-        _extension().disable()
+        _extension().disable(feature=feature)
     except MaintenanceError as error:
         raise MaintenanceCommandError(str(error)) from None
-    click.echo("Maintenance is OFF")
+    if feature is not None:
+        click.echo(f"Feature {feature} is ON again")
+    _describe(_extension().status())
+
+
+@maintenance_group.command("schedule")
+@click.option("--at", "starts", required=True, metavar="ISO8601", help="Start, e.g. 2026-11-22T02:00:00Z.")
+@click.option("--for", "duration", metavar="DURATION", help="Length, e.g. 30m or 2h.")
+@click.option("--until", metavar="ISO8601", help="End.")
+@click.option("--mode", default="full", metavar="|".join(MODES), help="Mode from the start (default full).")
+@click.option("--message", help="Shown in the announcement banner and during the window.")
+@click.option("--auto-off", is_flag=True, help="End by itself at the end time.")
+def maintenance_schedule(
+    starts: str, duration: str | None, until: str | None, mode: str, message: str | None, auto_off: bool
+) -> None:
+    """Plan a window: announced in the banner until it starts, then in MODE with no one acting."""
+    if mode not in MODES:
+        _bad_input(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if until is not None and duration is not None:
+        _bad_input("use either --until or --for, not both")
+    try:
+        starts_at = parse_instant(starts)
+        ends_at = parse_instant(until) if until is not None else None
+        if duration is not None:
+            ends_at = starts_at + parse_duration(duration)
+    except MaintenanceError as error:
+        _bad_input(str(error))
+    if auto_off and ends_at is None:
+        _bad_input("--auto-off needs --for or --until")
+    try:
+        state = _extension().schedule(
+            starts_at, ends_at, mode=mode, message=message, auto_off=auto_off
+        )
+    except ConfigurationError as error:
+        _bad_input(str(error))
+    except MaintenanceError as error:
+        raise MaintenanceCommandError(str(error)) from None
+    _describe(state)
+
+
+@maintenance_group.command("cancel")
+def maintenance_cancel() -> None:
+    """Drop the scheduled window (the main switch is left as it is)."""
+    try:
+        _extension().cancel()
+    except MaintenanceError as error:
+        raise MaintenanceCommandError(str(error)) from None
+    click.echo("Scheduled maintenance cancelled")
+    _describe(_extension().status())
 
 
 @maintenance_group.command("status")
@@ -130,6 +192,7 @@ def _describe(state: State) -> None:
     backend = _extension().backend().describe()
     if not state.active:
         click.echo("Maintenance is OFF")
+        _describe_plan(state)
         click.echo(f"  backend:      {backend}")
         return
     click.echo(f"Maintenance is ON (mode {state.mode})")
@@ -142,7 +205,19 @@ def _describe(state: State) -> None:
         left = max(timedelta(0), state.ends_at - utcnow().replace(microsecond=0))
         click.echo(f"  expected end: {format_instant(state.ends_at)} (in {left})")
     click.echo(f"  message:      {state.message or '(default)'}")
+    _describe_plan(state)
     click.echo(f"  backend:      {backend}")
+
+
+def _describe_plan(state: State) -> None:
+    window = state.scheduled
+    if window is not None:
+        end = f" until {format_instant(window.ends_at)}" if window.ends_at else ""
+        auto = ", ends by itself" if window.auto_off else ""
+        click.echo(f"  scheduled:    {format_instant(window.starts_at)}{end} (mode {window.mode}{auto})")
+    for name, feature in sorted(state.features.items()):
+        since = f" since {format_instant(feature.started_at)}" if feature.started_at else ""
+        click.echo(f"  feature off:  {name}{since}{': ' + feature.message if feature.message else ''}")
 
 
 def _bypass_url(token: str) -> str:
@@ -212,9 +287,9 @@ def _run_passing_signals(command: list[str]) -> int:
     try:
         child = subprocess.Popen(command, env=env)
     except OSError as error:
-        raise MaintenanceCommandError(
-            f"cannot run {command[0]}: {error.strerror or error}", exit_code=127
-        ) from None
+        # A failure like any other, so that the caller still settles the state; shell statuses.
+        click.echo(f"Error: cannot run {command[0]}: {error.strerror or error}", err=True)
+        return 127 if isinstance(error, FileNotFoundError) else 126
 
     def pass_on(signum: int, frame: object) -> None:
         child.send_signal(signum)
@@ -242,6 +317,12 @@ def install_command_gate(app: Flask, gate: Gate) -> None:
         if _exempt(ctx, path, gate.settings.cli_exempt):
             return
         state = gate.cache.get()
+        for name in sorted(features_of(ctx.command) | features_of(ctx.command.callback)):
+            if name in state.features:
+                raise CommandRefused(
+                    f"feature {name} is switched off for maintenance: `{' '.join(path)}` did not run. "
+                    f"Set {FORCE_ENV}=1 to run it anyway."
+                )
         if state.active and state.mode in gate.settings.cli_block_modes:
             shown = " ".join(path)
             raise CommandRefused(
@@ -274,13 +355,28 @@ def _gate_group(group: click.Group, check: Callable[[click.Context], None]) -> N
 def _gate_command(command: click.Command, check: Callable[[click.Context], None]) -> None:
     command._maintenance_gated = True  # type: ignore[attr-defined]
     if isinstance(command, click.Group):
-        # A group's callback runs before its subcommand; by then Click knows which one.
+        # A group's callback runs before its subcommand; by then Click knows which one, but has
+        # not parsed the subcommand's options yet. `flask db upgrade --help` is left to the
+        # subcommand (whose own gate still stops a real run), so that help works while on.
         callback = command.callback
+        resolve = command.resolve_command
+        asks_for_help: WeakKeyDictionary[click.Context, bool] = WeakKeyDictionary()
+
+        def resolve_command(
+            ctx: click.Context, args: list[str]
+        ) -> tuple[str | None, click.Command | None, list[str]]:
+            name, subcommand, rest = resolve(ctx, args)
+            options = rest[: rest.index("--")] if "--" in rest else rest
+            asks_for_help[ctx] = any(arg in ctx.help_option_names for arg in options)
+            return name, subcommand, rest
 
         def gated_callback(*args: Any, **kwargs: Any) -> Any:
-            check(click.get_current_context())
+            ctx = click.get_current_context()
+            if not asks_for_help.get(ctx, False):
+                check(ctx)
             return callback(*args, **kwargs) if callback is not None else None
 
+        command.resolve_command = resolve_command  # type: ignore[method-assign]
         command.callback = gated_callback
         _gate_group(command, check)
         return
@@ -311,3 +407,106 @@ def _exempt(ctx: click.Context, path: tuple[str, ...], exempt_names: frozenset[s
     ):
         return True
     return any(" ".join(path[: i + 1]) in exempt_names for i in range(len(path)))
+
+
+# -- maintenance at the proxy ----------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+
+@maintenance_group.command("render-page")
+@click.argument("path", type=click.Path(dir_okay=False))
+def maintenance_render_page(path: str) -> None:
+    """Write the maintenance page to PATH as a static HTML file, for the proxy to serve.
+
+    It has the current message and retry when maintenance is on, else the defaults. Run it again
+    after `flask maintenance on --message ...` to update the page.
+    """
+    from . import proxy
+
+    settings = _proxy_settings()
+    body = proxy.page_body(
+        _extension().status(),
+        retry_after=settings.retry_after,
+        status_path=settings.status_path,
+        now=utcnow(),
+    )
+    target = os.path.abspath(path)
+    try:
+        proxy.write_page(target, body)
+    except OSError as error:
+        raise MaintenanceCommandError(f"cannot write the page {target}: {error.strerror or error}") from None
+    click.echo(f"Wrote the maintenance page to {target}")
+    _warn_unsearchable(target, "read the page")
+
+
+@maintenance_group.command("nginx-config")
+@click.option(
+    "--page", metavar="PATH", help="The page nginx serves (default: maintenance.html beside the lock file)."
+)
+@click.option(
+    "--http", "http_level", is_flag=True, help="Print the geo block for MAINTENANCE_ALLOWED_IPS (http {} level)."
+)
+def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
+    """Print an nginx snippet to include inside the site's server {} block.
+
+    While the lock file exists nginx answers 503 with the page at --page (see render-page), and
+    it serves that page too when the app is down. With MAINTENANCE_ALLOWED_IPS set, also include
+    the output of `--http` in the http {} block.
+    """
+    from . import proxy
+    from .backends import FileBackend
+    from .errors import ConfigurationError
+
+    backend = _extension().backend()
+    if not isinstance(backend, FileBackend):
+        raise MaintenanceCommandError(
+            f"nginx cannot see a state kept in {backend.describe()}: "
+            "nginx-config needs MAINTENANCE_BACKEND = 'file' (a lock file nginx can test)"
+        )
+    settings = _proxy_settings()
+    if http_level:
+        click.echo(proxy.http_snippet(settings.allowed_networks), nl=False)
+        return
+    lock_file = os.path.abspath(backend.path)
+    page = os.path.abspath(page or os.path.join(os.path.dirname(lock_file), "maintenance.html"))
+    try:
+        snippet = proxy.server_snippet(
+            lock_file=lock_file,
+            page=page,
+            retry_after=settings.retry_after,
+            allowed_networks=settings.allowed_networks,
+            open_paths=(*settings.allowed_paths, settings.status_path),
+            render_command=f"flask maintenance render-page {page}",
+        )
+    except ConfigurationError as error:
+        raise MaintenanceCommandError(str(error)) from None
+    click.echo(snippet, nl=False)
+    _warn_unsearchable(lock_file, "see the lock file")
+    if not os.path.exists(page):
+        click.echo(f"warning: {page} does not exist yet: run `flask maintenance render-page {page}`", err=True)
+    else:
+        _warn_unsearchable(page, "read the page")
+
+
+def _proxy_settings() -> Settings:
+    from .config import Settings
+    from .errors import ConfigurationError
+
+    try:
+        return Settings.from_config(current_app.config)
+    except ConfigurationError as error:
+        raise MaintenanceCommandError(str(error)) from None
+
+
+def _warn_unsearchable(path: str, purpose: str) -> None:
+    from .proxy import unsearchable_folders
+
+    folders = unsearchable_folders(path)
+    if folders:
+        click.echo(
+            f"warning: other users cannot enter {', '.join(folders)} (no o+x): "
+            f"nginx's worker may not be able to {purpose} {path}",
+            err=True,
+        )

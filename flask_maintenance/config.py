@@ -28,6 +28,7 @@ def defaults(app: Flask) -> dict[str, Any]:
         "MAINTENANCE_ALLOWED_PATHS": (),
         "MAINTENANCE_CHECK_INTERVAL": 1.0,
         "MAINTENANCE_STATUS_PATH": "/_maintenance",
+        "MAINTENANCE_STATUS_CORS": (),
         "MAINTENANCE_TEMPLATE": None,
         "MAINTENANCE_BYPASS_COOKIE": "maintenance_bypass",
         "MAINTENANCE_BYPASS_MAX_AGE": 12 * 3600,
@@ -50,6 +51,7 @@ class Settings:
     allowed_paths: tuple[str, ...]
     check_interval: float
     status_path: str
+    status_cors: frozenset[str]
     template: str | None
     bypass_cookie: str
     bypass_max_age: int
@@ -73,6 +75,7 @@ class Settings:
             allowed_paths=_paths(config, "MAINTENANCE_ALLOWED_PATHS"),
             check_interval=_interval(config, "MAINTENANCE_CHECK_INTERVAL"),
             status_path=_status_path(config, "MAINTENANCE_STATUS_PATH"),
+            status_cors=frozenset(_names(config, "MAINTENANCE_STATUS_CORS")),
             template=config["MAINTENANCE_TEMPLATE"] or None,
             bypass_cookie=_text(config, "MAINTENANCE_BYPASS_COOKIE"),
             bypass_max_age=_seconds(config, "MAINTENANCE_BYPASS_MAX_AGE"),
@@ -105,7 +108,7 @@ def _text(config: Any, key: str) -> str:
 
 def _seconds(config: Any, key: str) -> int:
     value = config[key]
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():  # isdigit() accepts "²", int() not
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRY:
         raise ConfigurationError(

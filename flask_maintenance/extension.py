@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import socket
+import weakref
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from flask import Flask, Response, current_app, jsonify, redirect, render_template, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, render_template, request
 
 from . import config
 from .backends import Backend, backend_from_url
@@ -23,6 +24,8 @@ from .errors import ConfigurationError, MaintenanceError
 from .fastpath import FastPath
 from .gate import Gate
 from .guard import Guard
+from .plan import FEATURES_ATTRIBUTE, Feature, Plan, Schedule, check_feature_name
+from .signals import maintenance_disabled, maintenance_enabled, request_blocked
 from .responses import banner_header, public_status
 from .state import MAX_MESSAGE_LENGTH, MAX_RETRY, MODES, State
 from .times import utcnow
@@ -44,9 +47,15 @@ class Maintenance:
     :param app: the app to set up now; leave out to call :meth:`init_app` later.
     """
 
+    #: Blinker signals (see :mod:`flask_maintenance.signals`), also importable from the package.
+    maintenance_enabled = maintenance_enabled
+    maintenance_disabled = maintenance_disabled
+    request_blocked = request_blocked
+
     def __init__(self, app: Flask | None = None) -> None:
         self._gates: WeakKeyDictionary[Flask, Gate] = WeakKeyDictionary()
         self._bypass_rules: list[BypassRule] = []
+        self._blueprint_features: dict[str, set[str]] = {}
         if app is not None:
             self.init_app(app)
 
@@ -65,7 +74,7 @@ class Maintenance:
             create_directory=os.path.dirname(os.path.abspath(settings.lock_file))
             == os.path.abspath(app.instance_path),
         )
-        gate = Gate(settings, backend, self._bypass_rules)
+        gate = Gate(settings, backend, self._bypass_rules, on_change=_signal_changes(app))
         self._gates[app] = gate
         app.extensions[EXTENSION_KEY] = self
 
@@ -93,21 +102,38 @@ class Maintenance:
         ends_at: datetime | None = None,
         *,
         secret: str | None = None,
+        feature: str | None = None,
         app: Flask | None = None,
     ) -> State:
         """Switch maintenance on and start a new window (earlier bypass cookies stop working).
+
+        With ``feature=`` only that feature is switched off (its views, commands and guarded
+        functions refuse with its own message) and the rest of the app runs.
 
         :param mode: ``"full"``, ``"readonly"`` or ``"banner"``.
         :param retry: seconds for ``Retry-After``; the configured default when ``None``.
         :param message: shown on the page, in the problem JSON and in the banner.
         :param ends_at: the expected end, timezone-aware and in the future.
         :param secret: a bypass token; only its hash is stored.
+        :param feature: switch off just this feature (a blueprint's name, or a name given to
+            :meth:`feature`); only ``message`` applies then.
         :param app: the app to act on, instead of ``current_app``.
         :return: the new state.
         :raises ConfigurationError: on an invalid argument; the state is then left unchanged.
         :raises BackendError: when the state cannot be written.
         """
         gate = self._gate(app)
+        if feature is not None:
+            if (mode, retry, ends_at, secret) != ("full", None, None, None):
+                raise ConfigurationError("a feature switch takes only a message")
+            switched = Feature(
+                name=_check_feature(feature),
+                message=_check_message(message),
+                started_at=utcnow().replace(microsecond=0),
+            )
+            self._update_plan(gate, lambda plan: plan.with_feature(switched))
+            logger.info("feature %s switched off", feature)
+            return gate.cache.get()
         state = State(
             active=True,
             mode=_check_mode(mode),
@@ -122,18 +148,101 @@ class Maintenance:
         )
         gate.backend.write(state.to_json())
         gate.cache.clear()
-        logger.info("maintenance switched on (mode %s)", state.mode)
-        return replace(state, retry=state.retry if state.retry is not None else gate.settings.retry_after)
+        return gate.cache.get()  # the cache logs the change, once
 
-    def disable(self, *, app: Flask | None = None) -> None:
+    def disable(self, *, feature: str | None = None, app: Flask | None = None) -> None:
         """Switch maintenance off; doing it while already off is not an error.
 
+        A scheduled window that has already started ends too (one still to come stays: see
+        :meth:`cancel`). Features switched off on their own stay off.
+
+        :param feature: switch just this feature back on instead.
         :raises BackendError: when the state cannot be removed.
         """
         gate = self._gate(app)
+        if feature is not None:
+            self._update_plan(gate, lambda plan: plan.without_feature(feature))
+            logger.info("feature %s switched back on", feature)
+            return
         gate.backend.clear()
-        gate.cache.clear()
-        logger.info("maintenance switched off")
+        now = utcnow()
+        self._update_plan(
+            gate,
+            lambda plan: replace(plan, schedule=None)
+            if plan.schedule is not None and plan.schedule.starts_at <= now
+            else plan,
+        )
+        gate.cache.get()  # the cache logs the change, once
+
+    def schedule(
+        self,
+        starts_at: datetime,
+        ends_at: datetime | None = None,
+        *,
+        mode: str = "full",
+        message: str | None = None,
+        auto_off: bool = False,
+        app: Flask | None = None,
+    ) -> State:
+        """Plan a window: announced in the banner until ``starts_at``, then in ``mode``.
+
+        It replaces any earlier plan. It ends by itself at ``ends_at`` only with ``auto_off``
+        (also the safety net for a window forgotten on); otherwise someone runs ``off``.
+
+        :raises ConfigurationError: for naive or past times, an end before the start, or
+            ``auto_off`` without an end.
+        """
+        gate = self._gate(app)
+        now = utcnow()
+        starts_at = _check_aware(starts_at, "starts_at")
+        if starts_at <= now:
+            raise ConfigurationError(f"the start {starts_at.isoformat()} is in the past")
+        if ends_at is not None and _check_aware(ends_at, "ends_at") <= starts_at:
+            raise ConfigurationError("the end must come after the start")
+        if auto_off and ends_at is None:
+            raise ConfigurationError("auto_off needs an end time")
+        window = Schedule(
+            starts_at=starts_at.replace(microsecond=0),
+            ends_at=None if ends_at is None else ends_at.replace(microsecond=0),
+            mode=_check_mode(mode),
+            message=_check_message(message),
+            auto_off=auto_off,
+        )
+        self._update_plan(gate, lambda plan: replace(plan, schedule=window))
+        logger.info("maintenance scheduled at %s", window.starts_at.isoformat())
+        return gate.cache.get()
+
+    def cancel(self, *, app: Flask | None = None) -> None:
+        """Drop the scheduled window (before or during it); the main switch is left alone."""
+        gate = self._gate(app)
+        self._update_plan(gate, lambda plan: replace(plan, schedule=None))
+        logger.info("scheduled maintenance cancelled")
+
+    @contextmanager
+    def enabled(
+        self,
+        mode: str = "full",
+        retry: int | None = None,
+        message: str | None = None,
+        ends_at: datetime | None = None,
+        *,
+        app: Flask | None = None,
+    ) -> Iterator[State]:
+        """Maintenance on for a block, then exactly the state there was before (for tests)::
+
+            with m.enabled(mode="readonly", app=app):
+                assert client.post("/orders").status_code == 503
+        """
+        gate = self._gate(app)
+        previous = gate.backend.read()
+        try:
+            yield self.enable(mode=mode, retry=retry, message=message, ends_at=ends_at, app=app)
+        finally:
+            if previous is None:
+                gate.backend.clear()
+            else:
+                gate.backend.write(previous)
+            gate.cache.clear()
 
     def status(self, *, app: Flask | None = None) -> State:
         """The current state (cached for at most ``MAINTENANCE_CHECK_INTERVAL`` seconds)."""
@@ -155,6 +264,26 @@ class Maintenance:
         """
         self._bypass_rules.append(rule)
         return rule
+
+    def feature(self, name: str, blueprint: Blueprint | None = None) -> Callable[[F], F]:
+        """Name a feature that can be switched off on its own (``flask maintenance on --feature``).
+
+        ``@m.feature("payments")`` on a view, a Click command or a guarded function;
+        ``m.feature("payments", blueprint=bp)`` for a whole blueprint. Every blueprint is
+        already a feature by its own name.
+
+        :raises ConfigurationError: for a name that is not a valid feature name.
+        """
+        _check_feature(name)
+        if blueprint is not None:
+            self._blueprint_features.setdefault(blueprint.name, set()).add(name)
+
+        def mark(target: F) -> F:
+            names = getattr(target, FEATURES_ATTRIBUTE, frozenset())
+            setattr(target, FEATURES_ATTRIBUTE, names | {name})
+            return target
+
+        return mark
 
     def exempt(self, command: F) -> F:
         """Mark a Click command (or its callback) to run even during maintenance."""
@@ -213,6 +342,16 @@ class Maintenance:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _update_plan(self, gate: Gate, change: Callable[[Plan], Plan]) -> None:
+        """Read, change and store the plan (schedule and features) in the app's backend."""
+        backend = gate.cache.plan_backend
+        plan = change(Plan.parse(backend.read())[0])
+        if plan.empty:
+            backend.clear()
+        else:
+            backend.write(plan.to_json())
+        gate.cache.clear()
+
     def _only_app(self) -> Flask | None:
         """``current_app`` when there is one, else the single app this instance serves."""
         if current_app or len(self._gates) != 1:
@@ -236,15 +375,31 @@ class Maintenance:
     def _hook_for(self, app: Flask, gate: Gate) -> Callable[[], Response | None]:
         def check_maintenance() -> Response | None:
             state = gate.cache.get()
-            if not state.blocking:
+            if not state.blocking and not state.features:
                 return None
             path = request.path
-            if gate.passes_anyway(state, path, request.method) or self._bypassed(app, gate, state):
+            if state.blocking:
+                if gate.passes_anyway(state, path, request.method) or self._bypassed(app, gate, state):
+                    return None
+                return self._refusal(app, gate, state, path, None)
+            feature = self._switched_off_feature(app, state)
+            if feature is None or path in gate.open_paths or self._bypassed(app, gate, state):
                 return None
-            logger.debug("refused %s %s (maintenance, mode %s)", request.method, path, state.mode)
-            return self._refusal(gate, state, path)
+            return self._refusal(app, gate, state, path, feature)
 
         return check_maintenance
+
+    def _switched_off_feature(self, app: Flask, state: State) -> Feature | None:
+        """The first switched-off feature this request belongs to (view, blueprints)."""
+        view = app.view_functions.get(request.endpoint or "")
+        names = set(getattr(view, FEATURES_ATTRIBUTE, ()))
+        for blueprint in request.blueprints:
+            names.add(blueprint)
+            names.update(self._blueprint_features.get(blueprint, ()))
+        for name in sorted(names):
+            if name in state.features:
+                return state.features[name]
+        return None
 
     def _bypassed(self, app: Flask, gate: Gate, state: State) -> bool:
         if gate.allowlist.allows(request.remote_addr):
@@ -259,9 +414,15 @@ class Maintenance:
                 logger.warning("maintenance bypass rule %r failed", rule, exc_info=True)
         return False
 
-    def _refusal(self, gate: Gate, state: State, path: str) -> Response:
+    def _refusal(
+        self, app: Flask, gate: Gate, state: State, path: str, feature: Feature | None
+    ) -> Response:
+        reason = state.mode if feature is None else f"feature:{feature.name}"
+        reason = "maintenance" if reason == "full" else reason
+        logger.debug("refused %s %s (%s)", request.method, path, reason)
+        request_blocked.send(app, state=state, reason=reason)
         as_json = gate.wants_json(path, request.headers.get("Accept"))
-        answer = gate.answer(state, as_json)
+        answer = gate.answer(state, as_json, feature)
         response = Response(answer.body, status=answer.status, headers=list(answer.headers))
         template = gate.settings.template
         if template and not as_json:
@@ -270,6 +431,7 @@ class Maintenance:
                     render_template(
                         template,
                         maintenance=state,
+                        feature=feature,
                         retry_after=state.retry_after(),
                         readonly=state.mode == "readonly",
                     )
@@ -281,7 +443,7 @@ class Maintenance:
     def _banner_for(self, gate: Gate) -> Callable[[Response], Response]:
         def add_banner(response: Response) -> Response:
             state = gate.cache.get()
-            if state.active:
+            if state.banner is not None:
                 response.headers.setdefault("X-Maintenance-Banner", banner_header(state))
             return response
 
@@ -290,9 +452,17 @@ class Maintenance:
     def _add_routes(self, app: Flask, gate: Gate) -> None:
         status_path = gate.settings.status_path
 
+        cors = gate.settings.status_cors
+
         def maintenance_status() -> Response:
             response = jsonify(public_status(gate.cache.get(), utcnow()))
             response.headers["Cache-Control"] = "no-store"
+            origin = request.headers.get("Origin")
+            if "*" in cors:
+                response.headers["Access-Control-Allow-Origin"] = "*"
+            elif origin in cors:
+                response.headers["Access-Control-Allow-Origin"] = origin
+                response.vary.add("Origin")
             return response
 
         def maintenance_bypass(token: str) -> Response:
@@ -348,9 +518,7 @@ def _check_message(message: str | None) -> str | None:
 def _check_ends_at(ends_at: datetime | None) -> datetime | None:
     if ends_at is None:
         return None
-    if not isinstance(ends_at, datetime) or ends_at.tzinfo is None or ends_at.utcoffset() is None:
-        raise ConfigurationError("ends_at must be a timezone-aware datetime")
-    if ends_at <= utcnow():
+    if _check_aware(ends_at, "ends_at") <= utcnow():
         raise ConfigurationError(f"ends_at {ends_at.isoformat()} is in the past")
     return ends_at.replace(microsecond=0)
 
@@ -360,3 +528,32 @@ def _user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this uid, e.g. in some containers
         return None
+
+
+def _signal_changes(app: Flask) -> Callable[[State, State], None]:
+    """Send ``maintenance_enabled``/``_disabled`` when this process sees the state change."""
+    app_ref = weakref.ref(app)  # the gate that holds this lives in a dict keyed by the app
+
+    def send(previous: State, current: State) -> None:
+        sender = app_ref()
+        if sender is None:
+            return
+        if current.active:
+            maintenance_enabled.send(sender, state=current)
+        else:
+            maintenance_disabled.send(sender, state=current)
+
+    return send
+
+
+def _check_feature(name: str) -> str:
+    try:
+        return check_feature_name(name)
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+
+
+def _check_aware(moment: datetime, name: str) -> datetime:
+    if not isinstance(moment, datetime) or moment.tzinfo is None or moment.utcoffset() is None:
+        raise ConfigurationError(f"{name} must be a timezone-aware datetime")
+    return moment

@@ -9,6 +9,7 @@ custom template) falls through unchanged to the hook, which stays the source of 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +17,12 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .gate import Gate
 from .responses import STATUS_LINE
+from .signals import request_blocked
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+logger = logging.getLogger("flask_maintenance")
 
 
 class FastPath:
@@ -34,10 +38,18 @@ class FastPath:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         gate = self.gate
         state = gate.cache.get()
-        if not state.blocking or gate.rules:
+        # App rules and request_blocked receivers need a request context: the hook's job.
+        if not state.blocking or gate.rules or request_blocked.receivers:
             return self.wsgi_app(environ, start_response)
+        raw_path = environ.get("PATH_INFO", "")
+        if not raw_path.isascii():
+            # WSGI carries the path as latin-1 text; request.path is its UTF-8 reading.
+            try:
+                raw_path = raw_path.encode("latin-1").decode("utf-8", "replace")
+            except UnicodeEncodeError:  # not a valid WSGI string: let the hook decide
+                return self.wsgi_app(environ, start_response)
         # Werkzeug's request.path folds leading slashes the same way.
-        path = "/" + environ.get("PATH_INFO", "").lstrip("/")
+        path = "/" + raw_path.lstrip("/")
         method = environ.get("REQUEST_METHOD", "GET")
         if gate.passes_anyway(state, path, method) or self._may_bypass(environ):
             return self.wsgi_app(environ, start_response)
@@ -45,6 +57,8 @@ class FastPath:
         if gate.settings.template and not as_json:
             return self.wsgi_app(environ, start_response)
         answer = gate.answer(state, as_json)
+        # The same quiet record the hook writes: DEBUG per refused request, never more.
+        logger.debug("refused %s %s (maintenance, mode %s)", method, path, state.mode)
         start_response(STATUS_LINE, answer.wsgi_headers())
         return [] if method == "HEAD" else [answer.body]
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .backends import Backend
 from .bypass import BypassCookie, BypassRule, IPAllowlist
-from .cache import StateCache, Timer
+from .cache import StateCache
 from .config import Settings
-from .responses import Answer, banner_header, blocked, wants_json
+from .responses import Answer, banner_header, blocked, prefers_json
+from .plan import Feature
 from .state import State
-from .times import utcnow
 
 #: Methods that pass in readonly mode.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -37,18 +37,24 @@ class Gate:
     """
 
     def __init__(
-        self, settings: Settings, backend: Backend, rules: list[BypassRule], timer: Timer | None = None
+        self,
+        settings: Settings,
+        backend: Backend,
+        rules: list[BypassRule],
+        on_change: Callable[[State, State], None] | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
-        self.cache = StateCache(backend, settings.retry_after, settings.check_interval, timer)
+        self.cache = StateCache(
+            backend, settings.retry_after, settings.check_interval, on_change=on_change
+        )
         self.allowlist = IPAllowlist(settings.allowed_networks)
         self.cookie = BypassCookie(settings.bypass_cookie, settings.bypass_max_age)
         self.rules = rules
         self.api_paths = PathSet(settings.api_prefixes)
         self.open_paths = PathSet((*settings.allowed_paths, settings.status_path))
         self._answers_state: State | None = None
-        self._answers: dict[tuple[bool, int], Answer] = {}
+        self._answers: dict[tuple[bool, int, str | None], Answer] = {}
         self._lock = threading.Lock()
 
     def passes_anyway(self, state: State, path: str, method: str) -> bool:
@@ -56,12 +62,16 @@ class Gate:
         return path in self.open_paths or (state.mode == "readonly" and method in SAFE_METHODS)
 
     def wants_json(self, path: str, accept: str | None) -> bool:
-        return wants_json(path, accept, self.settings.api_prefixes)
+        """JSON for API paths, and for clients whose Accept prefers JSON over HTML."""
+        return path in self.api_paths or prefers_json(accept)
 
-    def answer(self, state: State, as_json: bool) -> Answer:
-        """The built-in 503 for this state, built on first use."""
-        retry_after = state.retry_after()
-        key = (as_json, retry_after)
+    def answer(self, state: State, as_json: bool, feature: Feature | None = None) -> Answer:
+        """The built-in 503 for this state (or for one switched-off feature), built on first use."""
+        if feature is None:
+            retry_after = state.retry_after()
+        else:
+            retry_after = self.settings.retry_after
+        key = (as_json, retry_after, None if feature is None else feature.name)
         answers = self._answers
         if self._answers_state is not state:
             with self._lock:
@@ -73,9 +83,10 @@ class Gate:
                 state,
                 readonly=state.mode == "readonly",
                 as_json=as_json,
-                now=utcnow(),
+                retry_after=retry_after,
                 status_path=self.settings.status_path,
-                banner=banner_header(state),
+                banner=None if state.banner is None else banner_header(state),
+                feature=feature,
             )
             if len(answers) > 64:  # a countdown to ends_at makes a new key every second
                 answers.clear()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .backends import Backend, FileBackend, backend_from_url
 from .errors import BackendError, ConfigurationError, MaintenanceActive
+from .plan import features_of
 from .state import BLOCKING_MODES, State
 
 if TYPE_CHECKING:
@@ -65,17 +66,25 @@ class Guard:
         self._read_state = read_state
         self.raise_ = raise_
 
-    def blocking_state(self) -> State | None:
-        """The state that stops work now, or ``None`` when work may run."""
+    def blocking_state(self, features: Collection[str] = ()) -> State | None:
+        """The state that stops work now, or ``None`` when work may run.
+
+        :param features: the work's feature names; it stops when any of them is switched off.
+        """
+        if forced():
+            return None
         state, block_modes = self._read_state()
-        if state.active and state.mode in block_modes and not forced():
+        if state.active and state.mode in block_modes:
+            return state
+        if any(name in state.features for name in features):
             return state
         return None
 
     def __call__(self, func: F) -> F:
         @functools.wraps(func)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            state = self.blocking_state()
+            # Read at call time: @m.feature may sit above or below the guard.
+            state = self.blocking_state(features_of(guarded) | features_of(func))
             if state is None:
                 return func(*args, **kwargs)
             logger.info("skipped %s: %s", getattr(func, "__qualname__", func), describe(state))
@@ -210,7 +219,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.exit(options.skip_exit_code)
     if state is not None:
         if not options.quiet:
-            print(f"{parser.prog}: {describe(state)}; skipped: {shlex.join(command)}", file=sys.stderr)
+            print(
+                f"{parser.prog}: {describe(state)}; skipped: {shlex.join(command)} "
+                f"(set {FORCE_ENV}=1 to run it anyway)",
+                file=sys.stderr,
+            )
         sys.exit(options.skip_exit_code)
     try:
         os.execvp(command[0], command)

@@ -10,20 +10,25 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
 from .state import State
+
+if TYPE_CHECKING:
+    from .plan import Feature
 from .times import format_instant
 
 PROBLEM_TYPE = "urn:flask-maintenance:problem:maintenance"
 READONLY_PROBLEM_TYPE = "urn:flask-maintenance:problem:read-only"
+FEATURE_PROBLEM_TYPE = "urn:flask-maintenance:problem:feature"
 FULL_TITLE = "Down for maintenance"
 READONLY_TITLE = "Read-only mode"
 FULL_DETAIL = "The service is down for scheduled maintenance. Please try again shortly."
+FEATURE_DETAIL = "This part of the service is down for maintenance; everything else works."
 READONLY_DETAIL = "The service is read-only during maintenance; changes cannot be saved right now."
 STATUS_LINE = "503 SERVICE UNAVAILABLE"
 
@@ -40,10 +45,8 @@ class Answer:
         return [*self.headers, ("Content-Length", str(len(self.body)))]
 
 
-def wants_json(path: str, accept: str | None, api_prefixes: tuple[str, ...]) -> bool:
-    """JSON for API paths, and for clients whose Accept prefers JSON over HTML."""
-    if path.startswith(api_prefixes):
-        return True
+def prefers_json(accept: str | None) -> bool:
+    """Whether an Accept header prefers JSON over HTML."""
     # Cheap first look: most browsers and crawlers never mention JSON.
     if not accept or "json" not in accept:
         return False
@@ -53,28 +56,50 @@ def wants_json(path: str, accept: str | None, api_prefixes: tuple[str, ...]) -> 
 
 
 def blocked(
-    state: State, *, readonly: bool, as_json: bool, now: datetime, status_path: str, banner: str
+    state: State,
+    *,
+    readonly: bool,
+    as_json: bool,
+    retry_after: int,
+    status_path: str,
+    banner: str | None,
+    feature: Feature | None = None,
 ) -> Answer:
-    """The 503 for a refused request."""
-    retry_after = state.retry_after(now)
-    title = READONLY_TITLE if readonly else FULL_TITLE
-    detail = state.message or (READONLY_DETAIL if readonly else FULL_DETAIL)
+    """The 503 for a refused request: for the whole site, or for one switched-off feature."""
+    ends_at = None if feature is not None else state.ends_at
+    if feature is not None:
+        title = f"{feature.name} is temporarily unavailable"
+        detail = feature.message or FEATURE_DETAIL
+        problem_type = FEATURE_PROBLEM_TYPE
+    else:
+        title = READONLY_TITLE if readonly else FULL_TITLE
+        detail = state.message or (READONLY_DETAIL if readonly else FULL_DETAIL)
+        problem_type = READONLY_PROBLEM_TYPE if readonly else PROBLEM_TYPE
     if as_json:
-        body = _problem_json(state, readonly, title, detail, retry_after)
+        problem = {
+            "type": problem_type,
+            "title": title,
+            "status": 503,
+            "detail": detail,
+            "retry_after": retry_after,
+            "ends_at": _instant(ends_at),
+        }
+        if feature is not None:
+            problem["feature"] = feature.name
+        body = json.dumps(problem).encode()
         content_type = "application/problem+json"
     else:
-        body = _page(state, title, detail, retry_after, status_path).encode("utf-8")
+        feature_name = None if feature is None else feature.name
+        body = _page(title, detail, retry_after, ends_at, status_path, feature_name).encode("utf-8")
         content_type = "text/html; charset=utf-8"
-    return Answer(
-        status=503,
-        headers=(
-            ("Content-Type", content_type),
-            ("Retry-After", str(retry_after)),
-            ("Cache-Control", "no-store"),
-            ("X-Maintenance-Banner", banner),
-        ),
-        body=body,
-    )
+    headers = [
+        ("Content-Type", content_type),
+        ("Retry-After", str(retry_after)),
+        ("Cache-Control", "no-store"),
+    ]
+    if banner is not None:
+        headers.append(("X-Maintenance-Banner", banner))
+    return Answer(status=503, headers=tuple(headers), body=body)
 
 
 def public_status(state: State, now: datetime) -> dict[str, Any]:
@@ -86,12 +111,14 @@ def public_status(state: State, now: datetime) -> dict[str, Any]:
         "retry_after": state.retry_after(now) if state.blocking else None,
         "started_at": _instant(state.started_at),
         "ends_at": _instant(state.ends_at),
+        "scheduled": None if state.scheduled is None else state.scheduled.to_dict(),
+        "features": sorted(state.features),
     }
 
 
 def banner_header(state: State) -> str:
     """``X-Maintenance-Banner``: the banner text, percent-encoded where HTTP headers can't carry it."""
-    text = " ".join(state.banner.split())
+    text = " ".join((state.banner or "").split())
     if text.isascii() and text.isprintable():
         return text
     return quote(text, safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~")
@@ -101,26 +128,19 @@ def _instant(moment: datetime | None) -> str | None:
     return None if moment is None else format_instant(moment)
 
 
-def _problem_json(
-    state: State, readonly: bool, title: str, detail: str, retry_after: int
-) -> bytes:
-    problem = {
-        "type": READONLY_PROBLEM_TYPE if readonly else PROBLEM_TYPE,
-        "title": title,
-        "status": 503,
-        "detail": detail,
-        "retry_after": retry_after,
-        "ends_at": _instant(state.ends_at),
-    }
-    return json.dumps(problem).encode()
-
-
-def _page(state: State, title: str, detail: str, retry_after: int, status_path: str) -> str:
-    if state.ends_at is None:
+def _page(
+    title: str,
+    detail: str,
+    retry_after: int,
+    ends_at: datetime | None,
+    status_path: str,
+    feature: str | None,
+) -> str:
+    if ends_at is None:
         expected = f"Please try again in about {_human(retry_after)}."
     else:
-        iso = format_instant(state.ends_at)
-        shown = state.ends_at.strftime("%Y-%m-%d %H:%M UTC")
+        iso = format_instant(ends_at)
+        shown = ends_at.strftime("%Y-%m-%d %H:%M UTC")
         expected = (
             f'We expect to be back by <time datetime="{iso}" data-local>{shown}</time>.'
         )
@@ -128,8 +148,14 @@ def _page(state: State, title: str, detail: str, retry_after: int, status_path: 
         title=escape(title),
         detail=escape(detail),
         expected=expected,
-        status_url=json.dumps(status_path).replace("<", "\\u003c"),
+        status_url=_script_value(status_path),
+        feature=_script_value(feature),
     )
+
+
+def _script_value(value: object) -> str:
+    """A JSON literal safe inside an inline <script>."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _human(seconds: int) -> str:
@@ -175,6 +201,7 @@ p {{ margin: 0 0 1rem; overflow-wrap: anywhere; }}
 <script>
 (function () {{
   var statusUrl = {status_url};
+  var feature = {feature};
   var live = document.getElementById("live");
   live.textContent = "This page reloads by itself as soon as we are back.";
   var when = document.querySelector("time[data-local]");
@@ -186,7 +213,8 @@ p {{ margin: 0 0 1rem; overflow-wrap: anywhere; }}
     fetch(statusUrl, {{ cache: "no-store", headers: {{ Accept: "application/json" }} }})
       .then(function (r) {{ return r.ok ? r.json() : null; }})
       .then(function (s) {{
-        if (s && (!s.active || s.mode === "banner")) {{ location.replace(location.href); }}
+        var over = s && (feature ? s.features.indexOf(feature) < 0 : (!s.active || s.mode === "banner"));
+        if (over) {{ location.replace(location.href); }}
         else {{ setTimeout(check, 4000 + Math.random() * 2000); }}
       }})
       .catch(function () {{ setTimeout(check, 8000); }});

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from .times import MAX_DURATION, format_instant, parse_instant, seconds_until, utcnow
+
+if TYPE_CHECKING:
+    from .plan import Feature, Schedule
 
 MODES = ("full", "readonly", "banner")
 #: Modes in which requests (and, by default, commands) are refused.
@@ -17,6 +22,7 @@ MAX_MESSAGE_LENGTH = 2000
 # A lock file this large is damaged: read no more than this much of it.
 MAX_STATE_BYTES = 64 * 1024
 DEFAULT_BANNER = "Maintenance in progress"
+NO_FEATURES: Mapping[str, Any] = MappingProxyType({})
 MAX_RETRY = int(MAX_DURATION.total_seconds())
 
 
@@ -27,7 +33,8 @@ class State:
     ``retry`` is the configured ``Retry-After`` when the state did not set one. ``user`` and
     ``host`` say who switched maintenance on; ``token_hash`` is the SHA-256 of the bypass secret
     (the secret itself is never stored) and ``window`` changes with every ``on`` so that bypass
-    cookies from an earlier window stop working.
+    cookies from an earlier window stop working. ``scheduled`` is the planned window, if any,
+    and ``features`` the features switched off on their own (see :mod:`flask_maintenance.plan`).
     """
 
     active: bool
@@ -40,11 +47,22 @@ class State:
     host: str | None = None
     window: str | None = None
     token_hash: str | None = None
+    scheduled: Schedule | None = None
+    features: Mapping[str, Feature] = field(default_factory=lambda: NO_FEATURES)
 
     @property
-    def banner(self) -> str:
-        """What a banner says: the operator's message, or a generic line."""
-        return self.message or DEFAULT_BANNER
+    def banner(self) -> str | None:
+        """What a banner says now: the message while on, the announcement of a planned window
+        before it starts, else ``None``."""
+        if self.active:
+            return self.message or DEFAULT_BANNER
+        if self.scheduled is not None:
+            window = self.scheduled
+            text = f"Scheduled maintenance at {window.starts_at:%Y-%m-%d %H:%M} UTC"
+            if window.ends_at is not None:
+                text += f" until {window.ends_at:%Y-%m-%d %H:%M} UTC"
+            return f"{text}: {window.message}" if window.message else text
+        return None
 
     @property
     def blocking(self) -> bool:
@@ -68,6 +86,8 @@ class State:
             "ends_at": _instant(self.ends_at),
             "user": self.user,
             "host": self.host,
+            "scheduled": None if self.scheduled is None else self.scheduled.to_dict(),
+            "features": sorted(self.features),
         }
 
     def to_json(self) -> bytes:

@@ -27,6 +27,10 @@ class Backend(abc.ABC):
         """Remove the state (maintenance off); clearing twice is not an error."""
 
     @abc.abstractmethod
+    def sibling(self, name: str) -> Backend:
+        """A second document kept beside this one (the plan: schedule and features)."""
+
+    @abc.abstractmethod
     def describe(self) -> str:
         """Where the state lives, for operators (``status``); never for the public."""
 

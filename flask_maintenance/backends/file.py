@@ -70,6 +70,9 @@ class FileBackend(Backend):
         except OSError as error:
             raise BackendError(f"cannot remove the lock file {self.path}: {_reason(error)}") from error
 
+    def sibling(self, name: str) -> FileBackend:
+        return FileBackend(f"{self.path}.{name}", create_directory=self.create_directory)
+
     def describe(self) -> str:
         return f"file {self.path}"
 

@@ -58,6 +58,11 @@ class RedisBackend(Backend):
     def clear(self) -> None:
         self._call("clear", self.client.delete, self.key)
 
+    def sibling(self, name: str) -> RedisBackend:
+        twin = RedisBackend(self.client, key=f"{self.key}:{name}")
+        twin._where = self._where
+        return twin
+
     def describe(self) -> str:
         return f"{self._where} key {self.key}"
 
