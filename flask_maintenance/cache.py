@@ -20,6 +20,8 @@ from .times import utcnow
 
 logger = logging.getLogger("flask_maintenance")
 
+monotonic = time.monotonic
+
 Timer = Callable[[], float]
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -77,13 +79,14 @@ class StateCache:
         default_retry: int,
         interval: float,
         timer: Timer | None = None,
-        clock: Clock = utcnow,
+        clock: Clock | None = None,
         on_change: Callable[[State, State], None] | None = None,
     ) -> None:
         self.backend = backend
         self.interval = interval
-        self._timer = timer or time.monotonic
-        self._clock = clock
+        # Looked up here, not at import, so that tests can patch this module's clocks.
+        self._timer = timer or monotonic
+        self._clock = clock or utcnow
         self._on_change = on_change
         self._lock_document = _Document(backend, lambda raw: State.parse(raw, default_retry))
         self._plan_document = _Document(backend.sibling("plan"), Plan.parse)

@@ -340,6 +340,17 @@ class Maintenance:
             raise
         self.disable(app=app)
 
+    @contextmanager
+    def isolated(self, backend: Backend, *, app: Flask | None = None) -> Iterator[None]:
+        """Keep the state in ``backend`` for a block (tests), then go back to the configured one."""
+        gate = self._gate(app)
+        configured = gate.backend
+        gate.use_backend(backend)
+        try:
+            yield
+        finally:
+            gate.use_backend(configured)
+
     # -- internals --------------------------------------------------------------------------
 
     def _update_plan(self, gate: Gate, change: Callable[[Plan], Plan]) -> None:

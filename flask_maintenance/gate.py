@@ -44,10 +44,8 @@ class Gate:
         on_change: Callable[[State, State], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.backend = backend
-        self.cache = StateCache(
-            backend, settings.retry_after, settings.check_interval, on_change=on_change
-        )
+        self._on_change = on_change
+        self.use_backend(backend)
         self.allowlist = IPAllowlist(settings.allowed_networks)
         self.cookie = BypassCookie(settings.bypass_cookie, settings.bypass_max_age)
         self.rules = rules
@@ -56,6 +54,13 @@ class Gate:
         self._answers_state: State | None = None
         self._answers: dict[tuple[bool, int, str | None], Answer] = {}
         self._lock = threading.Lock()
+
+    def use_backend(self, backend: Backend) -> None:
+        """Read and write the state in ``backend`` from now on."""
+        self.backend = backend
+        self.cache = StateCache(
+            backend, self.settings.retry_after, self.settings.check_interval, on_change=self._on_change
+        )
 
     def passes_anyway(self, state: State, path: str, method: str) -> bool:
         """Requests no one is refused: allowed paths, the status path, reads in readonly mode."""
