@@ -34,7 +34,9 @@ def token_matches(token: str, state: State) -> bool:
     """Whether ``token`` is this window's secret, compared in constant time."""
     if not state.token_hash or not token or len(token) > MAX_TOKEN_LENGTH:
         return False
-    return hmac.compare_digest(hash_token(token), state.token_hash)
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a hand-edited lock
+    # file may hold, with a TypeError.
+    return hmac.compare_digest(hash_token(token).encode(), _utf8(state.token_hash))
 
 
 class IPAllowlist:
@@ -89,10 +91,14 @@ class BypassCookie:
             window = self._serializer(state, secret_key).loads(value, max_age=self.max_age)
         except BadSignature:  # also covers expired and malformed values
             return False
-        return isinstance(window, str) and hmac.compare_digest(window, state.window or "")
+        return isinstance(window, str) and hmac.compare_digest(_utf8(window), _utf8(state.window or ""))
 
     def _serializer(self, state: State, secret_key: object) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(f"{secret_key or ''}:{state.token_hash}", salt=self.salt)
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def safe_next(target: str | None) -> str:

@@ -57,7 +57,7 @@ def _bad_input(message: str) -> NoReturn:
 def _parse_retry(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.strip().isdigit():
+    if not (value.strip().isascii() and value.strip().isdecimal()):  # isdigit() takes '²'
         _bad_input(f"--retry must be a whole number of seconds (0 or more), not {value!r}")
     return int(value)
 
@@ -323,7 +323,8 @@ def install_command_gate(app: Flask, gate: Gate) -> None:
                     f"feature {name} is switched off for maintenance: `{' '.join(path)}` did not run. "
                     f"Set {FORCE_ENV}=1 to run it anyway."
                 )
-        if state.active and state.mode in gate.settings.cli_block_modes:
+        # `blocking` first: banner never stops commands, even when listed in the setting.
+        if state.blocking and state.mode in gate.settings.cli_block_modes:
             shown = " ".join(path)
             raise CommandRefused(
                 f"{describe(state)}: `{shown}` did not run. Set {FORCE_ENV}=1 to run it anyway, "

@@ -74,7 +74,8 @@ class Guard:
         if forced():
             return None
         state, block_modes = self._read_state()
-        if state.active and state.mode in block_modes:
+        # `blocking` first: banner never stops work, even when listed in the block modes.
+        if state.blocking and state.mode in block_modes:
             return state
         if any(name in state.features for name in features):
             return state
@@ -176,7 +177,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _exit_code(text: str) -> int:
-    if not text.isdigit() or int(text) > 255:
+    if not (text.isascii() and text.isdigit()) or int(text) > 255:  # isdigit alone takes "²"
         raise argparse.ArgumentTypeError(f"must be a number from 0 to 255, not {text!r}")
     return int(text)
 

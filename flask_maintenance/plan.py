@@ -130,8 +130,12 @@ def check_feature_name(name: str) -> str:
     return name
 
 
-def resolve(lock: State, plan: Plan, now: datetime) -> State:
-    """The state readers act on at ``now``: the main switch, else the schedule, plus features."""
+def resolve(lock: State, plan: Plan, now: datetime, default_retry: int | None = None) -> State:
+    """The state readers act on at ``now``: the main switch, else the schedule, plus features.
+
+    :param default_retry: ``Retry-After`` of a started window without an end (the lock is off
+        then, so it has no ``retry`` of its own); the configured ``MAINTENANCE_RETRY_AFTER``.
+    """
     schedule = plan.schedule
     state = lock
     if not lock.active and schedule is not None and schedule.starts_at <= now:
@@ -140,7 +144,7 @@ def resolve(lock: State, plan: Plan, now: datetime) -> State:
             state = State(
                 active=True,
                 mode=schedule.mode,
-                retry=lock.retry,
+                retry=default_retry,
                 message=schedule.message,
                 started_at=schedule.starts_at,
                 ends_at=schedule.ends_at,

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from .config import IPNetwork
 from .errors import ConfigurationError
-from .responses import banner_header, blocked
+from .responses import blocked
 from .state import State
 
 #: The internal URI the snippet serves the page under (never reachable from outside).
@@ -41,7 +41,12 @@ def page_body(state: State, *, retry_after: int, status_path: str, now: datetime
     if not state.active:
         state = State(active=True, retry=retry_after)
     answer = blocked(
-        state, readonly=False, as_json=False, now=now, status_path=status_path, banner=banner_header(state)
+        state,
+        readonly=False,
+        as_json=False,
+        retry_after=state.retry_after(now),
+        status_path=status_path,
+        banner=None,  # a header; the file has none
     )
     return answer.body
 

@@ -75,6 +75,7 @@ def blocked(
         title = READONLY_TITLE if readonly else FULL_TITLE
         detail = state.message or (READONLY_DETAIL if readonly else FULL_DETAIL)
         problem_type = READONLY_PROBLEM_TYPE if readonly else PROBLEM_TYPE
+    detail = _encodable(detail)
     if as_json:
         problem = {
             "type": problem_type,
@@ -121,7 +122,13 @@ def banner_header(state: State) -> str:
     text = " ".join((state.banner or "").split())
     if text.isascii() and text.isprintable():
         return text
-    return quote(text, safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~")
+    return quote(_encodable(text), safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~")
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates as ``?``: a message typed with a non-UTF-8 byte on the
+    command line carries one (``"caf\\udce9"``), and no page or header can encode it."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _instant(moment: datetime | None) -> str | None:

@@ -183,7 +183,9 @@ def _when(value: object) -> datetime:
 def _text(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(value)
-    return value
+    # JSON may hold lone surrogates ("\udce9", how Python carries a non-UTF-8 byte of a
+    # command-line argument); no page or header can encode them, so they become "?".
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def _message(value: object) -> str:

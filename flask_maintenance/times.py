@@ -8,7 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 from .errors import ConfigurationError
 
-_DURATION = re.compile(r"(\d+)\s*([smhdw])")
+# ASCII digits only, at most 12: int() refuses over 4300 digits with a ValueError of its own,
+# and "٣m" is not something an operator meant.
+_DURATION = re.compile(r"([0-9]{1,12})\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Far enough for any real window, small enough that datetime arithmetic never overflows.
 MAX_DURATION = timedelta(days=366)
