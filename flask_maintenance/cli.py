@@ -30,11 +30,13 @@ ALWAYS_EXEMPT = frozenset({"maintenance", "run", "shell", "routes"})
 
 
 class MaintenanceCommandError(click.ClickException):
-    """An operator error: one line on stderr, no traceback, exit status 1 (2 for bad input)."""
+    """An operator error: one line on stderr, no traceback, exit status 1."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+
+class BadInput(MaintenanceCommandError):
+    """Invalid options: nothing was changed; exit status 2, like Click's usage errors."""
+
+    exit_code = 2
 
 
 class CommandRefused(click.ClickException):
@@ -51,7 +53,7 @@ def _extension() -> Any:
 
 
 def _bad_input(message: str) -> NoReturn:
-    raise MaintenanceCommandError(message, exit_code=2)
+    raise BadInput(message)
 
 
 def _parse_retry(value: str | None) -> int | None:
@@ -108,7 +110,8 @@ def maintenance_on(
             mode=mode, retry=retry_seconds, message=message, ends_at=ends_at, secret=token, feature=feature
         )
     except MaintenanceError as error:
-        raise MaintenanceCommandError(str(error), exit_code=2 if isinstance(error, ConfigurationError) else 1) from None
+        error_class = BadInput if isinstance(error, ConfigurationError) else MaintenanceCommandError
+        raise error_class(str(error)) from None
     if feature is not None:
         click.echo(f"Feature {feature} is OFF (its requests get 503)")
     _describe(state)
@@ -350,7 +353,7 @@ def _gate_group(group: click.Group, check: Callable[[click.Context], None]) -> N
             _gate_command(command, check)
         return command
 
-    group.get_command = get_command  # type: ignore[method-assign]
+    group.get_command = get_command  # type: ignore[method-assign,assignment]
 
 
 def _gate_command(command: click.Command, check: Callable[[click.Context], None]) -> None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, render_template, request
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from . import config
 from .backends import Backend, backend_from_url
@@ -24,7 +25,7 @@ from .errors import ConfigurationError, MaintenanceError
 from .fastpath import FastPath
 from .gate import Gate
 from .guard import Guard
-from .plan import FEATURES_ATTRIBUTE, Feature, Plan, Schedule, check_feature_name
+from .plan import FEATURES_ATTRIBUTE, Feature, Plan, Schedule, check_feature_name, features_of
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
 from .responses import banner_header, public_status
 from .state import MAX_MESSAGE_LENGTH, MAX_RETRY, MODES, State
@@ -279,8 +280,7 @@ class Maintenance:
             self._blueprint_features.setdefault(blueprint.name, set()).add(name)
 
         def mark(target: F) -> F:
-            names = getattr(target, FEATURES_ATTRIBUTE, frozenset())
-            setattr(target, FEATURES_ATTRIBUTE, names | {name})
+            setattr(target, FEATURES_ATTRIBUTE, features_of(target) | {name})
             return target
 
         return mark
@@ -403,7 +403,7 @@ class Maintenance:
     def _switched_off_feature(self, app: Flask, state: State) -> Feature | None:
         """The first switched-off feature this request belongs to (view, blueprints)."""
         view = app.view_functions.get(request.endpoint or "")
-        names = set(getattr(view, FEATURES_ATTRIBUTE, ()))
+        names = set(features_of(view))
         for blueprint in request.blueprints:
             names.add(blueprint)
             names.update(self._blueprint_features.get(blueprint, ()))
@@ -476,13 +476,13 @@ class Maintenance:
                 response.vary.add("Origin")
             return response
 
-        def maintenance_bypass(token: str) -> Response:
+        def maintenance_bypass(token: str) -> WerkzeugResponse:
             state = gate.cache.get()
             if not token_matches(token, state):
-                response = jsonify(error="invalid or expired bypass link")
-                response.status_code = 403
-                response.headers["Cache-Control"] = "no-store"
-                return response
+                refused = jsonify(error="invalid or expired bypass link")
+                refused.status_code = 403
+                refused.headers["Cache-Control"] = "no-store"
+                return refused
             response = redirect(safe_next(request.args.get("next")), code=303)
             response.headers["Cache-Control"] = "no-store"
             response.set_cookie(
