@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .backends import Backend, FileBackend, backend_from_url
 from .errors import BackendError, ConfigurationError, MaintenanceActive
-from .plan import features_of
+from .plan import Plan, features_of, resolve
 from .state import BLOCKING_MODES, State
+from .times import utcnow
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -40,8 +41,12 @@ def forced() -> bool:
     return os.environ.get(FORCE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def describe(state: State) -> str:
+def describe(state: State, features: Collection[str] = ()) -> str:
     """``maintenance is on (mode full, since …)``: how refusals name the state."""
+    if not state.blocking:
+        off = sorted(name for name in features if name in state.features)
+        if off:
+            return f"feature {off[0]} is switched off for maintenance"
     since = f", since {state.started_at:%Y-%m-%dT%H:%M:%SZ}" if state.started_at else ""
     return f"maintenance is on (mode {state.mode}{since})"
 
@@ -85,10 +90,11 @@ class Guard:
         @functools.wraps(func)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             # Read at call time: @m.feature may sit above or below the guard.
-            state = self.blocking_state(features_of(guarded) | features_of(func))
+            features = features_of(guarded) | features_of(func)
+            state = self.blocking_state(features)
             if state is None:
                 return func(*args, **kwargs)
-            logger.info("skipped %s: %s", getattr(func, "__qualname__", func), describe(state))
+            logger.info("skipped %s: %s", getattr(func, "__qualname__", func), describe(state, features))
             if self.raise_:
                 raise MaintenanceActive(state)
             return None
@@ -109,8 +115,12 @@ class Guard:
 def backend_guard(backend: Backend, raise_: bool = False) -> Guard:
     """A guard that reads a backend directly, without importing any app."""
 
+    plan_backend = backend.sibling("plan")
+
     def read_state() -> tuple[State, Collection[str]]:
-        return State.parse(backend.read(), _DEFAULT_RETRY)[0], BLOCKING_MODES
+        lock = State.parse(backend.read(), _DEFAULT_RETRY)[0]
+        plan = Plan.parse(plan_backend.read())[0]
+        return resolve(lock, plan, utcnow()), BLOCKING_MODES
 
     return Guard(read_state, raise_=raise_)
 
