@@ -33,27 +33,27 @@ class _Document(Generic[T]):
     def __init__(self, backend: Backend, parse: Callable[[bytes | None], tuple[T, str | None]]) -> None:
         self.backend = backend
         self._parse = parse
-        self._value: T | None = None
+        self.value: T | None = None
         self._stamp: Hashable | None = None
+        self._next_stamp: Hashable | None = None
         self._damaged: str | None = None
 
-    def load(self) -> T:
-        """The parsed document. :raises BackendError: when the backend cannot be read."""
-        stamp = self.backend.stamp()
-        if self._value is not None and stamp is not None and stamp == self._stamp:
-            return self._value
-        raw = self.backend.read()
+    def stale(self) -> bool:
+        """Whether the document must be read again (its stamp is unknown or has changed)."""
+        self._next_stamp = self.backend.stamp()
+        return self.value is None or self._next_stamp is None or self._next_stamp != self._stamp
+
+    def take(self, raw: bytes | None) -> None:
+        """Parse freshly read content; damaged content warns once per content, not per read."""
         value, problem = self._parse(raw)
         if problem is None:
             self._damaged = None
         else:
-            # Once per damaged content: the same bad file read every interval is one warning.
             digest = hashlib.sha256(raw or b"").hexdigest()
             if digest != self._damaged:
                 self._damaged = digest
                 logger.warning("%s (%s)", problem, self.backend.describe())
-        self._value, self._stamp = value, stamp
-        return value
+        self.value, self._stamp = value, self._next_stamp
 
     def forget(self) -> None:
         self._stamp = None
@@ -126,17 +126,31 @@ class StateCache:
         self._plan_document.forget()
         self._fresh_until = float("-inf")
 
+    def read_now(self) -> State:
+        """Read the backend at once, bypassing the interval.
+
+        :raises BackendError: when it cannot be read (requests never see this; see ``get``).
+        """
+        documents = (self._lock_document, self._plan_document)
+        stale = [document for document in documents if document.stale()]
+        if stale:
+            # One round trip for both documents where the backend can (Redis MGET).
+            raws = self.backend.read_many([document.backend for document in stale])
+            for document, raw in zip(stale, raws):
+                document.take(raw)
+        lock, plan = self._lock_document.value, self._plan_document.value
+        assert lock is not None and plan is not None  # both were read at least once above
+        return resolve(lock, plan, self._clock())
+
     def _read(self) -> State:
         try:
-            lock = self._lock_document.load()
-            plan = self._plan_document.load()
+            return self.read_now()
         except BackendError as error:
             message = f"maintenance state unavailable, keeping the last known one: {error}"
             if message not in self._warned:
                 self._warned[message] = True
                 logger.warning("%s", message)
             return self._state
-        return resolve(lock, plan, self._clock())
 
     def _remember(self, state: State) -> None:
         previous, known = self._state, self._known

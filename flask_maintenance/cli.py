@@ -182,9 +182,13 @@ def maintenance_cancel() -> None:
 @maintenance_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
 def maintenance_status(as_json: bool) -> None:
-    """Show whether maintenance is on, since when, why and until when (exit 0 either way)."""
+    """Show whether maintenance is on, since when, why and until when (exit 0 either way;
+    1 when the backend cannot be read)."""
     extension = _extension()
-    state = extension.status()
+    try:
+        state = extension.status(fresh=True)
+    except MaintenanceError as error:
+        raise MaintenanceCommandError(f"cannot tell: {error}") from None
     if as_json:
         click.echo(json.dumps({**state.to_dict(), "backend": extension.backend().describe()}, indent=2))
     else:

@@ -245,9 +245,14 @@ class Maintenance:
                 gate.backend.write(previous)
             gate.cache.clear()
 
-    def status(self, *, app: Flask | None = None) -> State:
-        """The current state (cached for at most ``MAINTENANCE_CHECK_INTERVAL`` seconds)."""
-        return self._gate(app).cache.get()
+    def status(self, *, fresh: bool = False, app: Flask | None = None) -> State:
+        """The current state (cached for at most ``MAINTENANCE_CHECK_INTERVAL`` seconds).
+
+        :param fresh: read the backend now; a backend that cannot be read then raises
+            :class:`BackendError` instead of answering with the last known state.
+        """
+        gate = self._gate(app)
+        return gate.cache.read_now() if fresh else gate.cache.get()
 
     def is_active(self, *, app: Flask | None = None) -> bool:
         """Whether maintenance is on, in any mode."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 
 class Backend(abc.ABC):
@@ -33,6 +33,10 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> str:
         """Where the state lives, for operators (``status``); never for the public."""
+
+    def read_many(self, backends: Sequence[Backend]) -> list[bytes | None]:
+        """Read several documents (this one and its siblings) in as few round trips as possible."""
+        return [backend.read() for backend in backends]
 
     def stamp(self) -> Hashable | None:
         """A cheap fingerprint that changes whenever the state may have changed.

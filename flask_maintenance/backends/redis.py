@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,6 +58,13 @@ class RedisBackend(Backend):
 
     def clear(self) -> None:
         self._call("clear", self.client.delete, self.key)
+
+    def read_many(self, backends: Sequence[Backend]) -> list[bytes | None]:
+        if not all(isinstance(b, RedisBackend) and b.client is self.client for b in backends):
+            return super().read_many(backends)
+        keys = [b.key for b in backends]  # type: ignore[attr-defined]
+        values: list[bytes | None] = self._call("read", self.client.mget, keys)
+        return values
 
     def sibling(self, name: str) -> RedisBackend:
         twin = RedisBackend(self.client, key=f"{self.key}:{name}")
