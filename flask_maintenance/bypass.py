@@ -7,6 +7,7 @@ import hmac
 import ipaddress
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from cachetools import LRUCache
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -17,7 +18,18 @@ from .state import State
 # Longer than any token we issue; longer input is rejected before hashing.
 MAX_TOKEN_LENGTH = 256
 
-BypassRule = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class BypassRule:
+    """An app's rule (``@m.bypass_rule``) and the cookie without which it can never pass."""
+
+    check: Callable[[], bool]
+    cookie: str | None = None
+
+    def may_pass(self, cookie_header: str) -> bool:
+        """Whether a request with this ``Cookie`` header could pass (decidable without Flask)."""
+        return self.cookie is None or self.cookie + "=" in cookie_header
 
 
 def new_token() -> str:
@@ -85,7 +97,8 @@ class BypassCookie:
         return self._serializer(state, secret_key).dumps(state.window or "")
 
     def is_valid(self, value: str | None, state: State, secret_key: object) -> bool:
-        if not value or not state.token_hash or len(value) > 4 * MAX_TOKEN_LENGTH:
+        # Without SECRET_KEY the only key would be the token hash, readable in the lock file.
+        if not value or not secret_key or not state.token_hash or len(value) > 4 * MAX_TOKEN_LENGTH:
             return False
         try:
             window = self._serializer(state, secret_key).loads(value, max_age=self.max_age)

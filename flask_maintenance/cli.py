@@ -15,6 +15,7 @@ import click
 from flask import Flask, appcontext_pushed, current_app
 from flask.cli import AppGroup
 
+from .backends import FileBackend
 from .bypass import new_token
 from .errors import ConfigurationError, MaintenanceError
 from .plan import features_of
@@ -117,6 +118,8 @@ def maintenance_on(
     _describe(state)
     if token is not None:
         click.echo(f"  bypass link: {_bypass_url(token)}")
+        if not current_app.config.get("SERVER_NAME"):
+            click.echo("  (a path: append it to your site's address)")
         click.echo("  (shown once; anyone with it can use the site until the next `on`)")
 
 
@@ -232,7 +235,7 @@ def _bypass_url(token: str) -> str:
     server = current_app.config.get("SERVER_NAME")
     if server:
         return f"{current_app.config.get('PREFERRED_URL_SCHEME', 'http')}://{server}{path}"
-    return path + "  (append to your site's address)"
+    return path
 
 
 @maintenance_group.command(
@@ -442,9 +445,9 @@ def maintenance_render_page(path: str) -> None:
     )
     target = os.path.abspath(path)
     try:
-        proxy.write_page(target, body)
-    except OSError as error:
-        raise MaintenanceCommandError(f"cannot write the page {target}: {error.strerror or error}") from None
+        FileBackend(target).write(body)  # atomic and 0644: nginx never serves half a page
+    except MaintenanceError as error:
+        raise MaintenanceCommandError(str(error).replace("lock file", "page")) from None
     click.echo(f"Wrote the maintenance page to {target}")
     _warn_unsearchable(target, "read the page")
 

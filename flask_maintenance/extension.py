@@ -29,7 +29,7 @@ from .plan import FEATURES_ATTRIBUTE, Feature, Plan, Schedule, check_feature_nam
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
 from .responses import banner_header, public_status
 from .state import MAX_MESSAGE_LENGTH, MAX_RETRY, MODES, State
-from .times import utcnow
+from .times import MAX_DURATION, utcnow
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -135,6 +135,10 @@ class Maintenance:
             self._update_plan(gate, lambda plan: plan.with_feature(switched))
             logger.info("feature %s switched off", feature)
             return gate.cache.get()
+        if secret and not (app or current_app).secret_key:
+            raise ConfigurationError(
+                "bypass links need the app's SECRET_KEY (it signs the bypass cookie): set it first"
+            )
         state = State(
             active=True,
             mode=_check_mode(mode),
@@ -262,14 +266,23 @@ class Maintenance:
         """Where this app's state lives."""
         return self._gate(app).backend
 
-    def bypass_rule(self, rule: F) -> F:
+    def bypass_rule(self, rule: F | None = None, *, cookie: str | None = None) -> Any:
         """Register a function that lets a request through when it returns True.
 
         It runs inside the request (``current_user.is_admin``, say). One that raises is
-        logged and counts as False: a broken rule never turns a 503 into a 500.
+        logged and counts as False: a broken rule never turns a 503 into a 500. Usable as
+        ``@m.bypass_rule`` or ``@m.bypass_rule(cookie="session")``.
+
+        :param cookie: a cookie the rule cannot pass without (the session cookie for a rule
+            about the signed-in user). Requests that lack it are refused by the WSGI fast path
+            instead of all going through the full request cycle.
         """
-        self._bypass_rules.append(rule)
-        return rule
+
+        def register(check: F) -> F:
+            self._bypass_rules.append(BypassRule(check, cookie))
+            return check
+
+        return register if rule is None else register(rule)
 
     def feature(self, name: str, blueprint: Blueprint | None = None) -> Callable[[F], F]:
         """Name a feature that can be switched off on its own (``flask maintenance on --feature``).
@@ -424,10 +437,10 @@ class Maintenance:
             return True
         for rule in self._bypass_rules:
             try:
-                if rule():
+                if rule.check():
                     return True
             except Exception:  # a broken rule must not turn the 503 into a 500
-                logger.warning("maintenance bypass rule %r failed", rule, exc_info=True)
+                logger.warning("maintenance bypass rule %r failed", rule.check, exc_info=True)
         return False
 
     def _refusal(
@@ -534,7 +547,9 @@ def _check_message(message: str | None) -> str | None:
 def _check_ends_at(ends_at: datetime | None) -> datetime | None:
     if ends_at is None:
         return None
-    if _check_aware(ends_at, "ends_at") <= utcnow():
+    if _check_aware(ends_at, "ends_at") > utcnow() + MAX_DURATION:
+        raise ConfigurationError(f"ends_at {ends_at.isoformat()} is more than 366 days away")
+    if ends_at <= utcnow():
         raise ConfigurationError(f"ends_at {ends_at.isoformat()} is in the past")
     return ends_at.replace(microsecond=0)
 

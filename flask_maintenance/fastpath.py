@@ -38,8 +38,8 @@ class FastPath:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         gate = self.gate
         state = gate.cache.get()
-        # App rules and request_blocked receivers need a request context: the hook's job.
-        if not state.blocking or gate.rules or request_blocked.receivers:
+        # request_blocked receivers need a request context: the hook's job.
+        if not state.blocking or request_blocked.receivers:
             return self.wsgi_app(environ, start_response)
         raw_path = environ.get("PATH_INFO", "")
         if not raw_path.isascii():
@@ -64,7 +64,10 @@ class FastPath:
 
     def _may_bypass(self, environ: WSGIEnvironment) -> bool:
         gate = self.gate
-        if gate.cookie.name + "=" in environ.get("HTTP_COOKIE", ""):
+        cookies = environ.get("HTTP_COOKIE", "")
+        if gate.cookie.name + "=" in cookies:
+            return True
+        if any(rule.may_pass(cookies) for rule in gate.rules):  # app rules run in the hook
             return True
         if not gate.allowlist:
             return False

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -49,29 +48,6 @@ def page_body(state: State, *, retry_after: int, status_path: str, now: datetime
         banner=None,  # a header; the file has none
     )
     return answer.body
-
-
-def write_page(path: str | os.PathLike[str], body: bytes) -> None:
-    """Write ``body`` to ``path`` atomically (nginx never serves half a page), mode 0644.
-
-    :raises OSError: when the folder is missing or not writable.
-    """
-    target = os.path.abspath(path)
-    fd, temp_path = tempfile.mkstemp(prefix=".maintenance-page-", dir=os.path.dirname(target))
-    try:
-        with os.fdopen(fd, "wb") as temp:
-            temp.write(body)
-            temp.flush()
-            os.fsync(temp.fileno())
-        # mkstemp makes the file private; nginx's worker is another user.
-        os.chmod(temp_path, 0o644)
-        os.replace(temp_path, target)
-    except BaseException:
-        try:
-            os.remove(temp_path)
-        except OSError:
-            pass
-        raise
 
 
 def unsearchable_folders(path: str | os.PathLike[str]) -> list[str]:

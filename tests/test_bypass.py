@@ -398,3 +398,22 @@ class TestOpenPaths:
         response: Any = app.test_client().get("/", environ_base={"REMOTE_ADDR": "10.0.0.1"})
         assert response.status_code == 200
         assert response.headers["X-Maintenance-Banner"] == "Admins only"
+
+
+def test_bypass_links_need_a_secret_key(make_app: AppFactory) -> None:
+    app = make_app(SECRET_KEY=None)
+    lock_file = Path(app.config["MAINTENANCE_LOCK_FILE"])
+    result = app.test_cli_runner().invoke(args=["maintenance", "on", "--secret"])
+    assert result.exit_code == 2
+    assert "SECRET_KEY" in result.output and "Traceback" not in result.output
+    assert not lock_file.exists()
+
+
+def test_a_cookie_never_passes_without_a_secret_key(make_app: AppFactory) -> None:
+    signed = make_app()
+    signed.extensions["maintenance"].enable(secret="s3cret-token", app=signed)
+    client = signed.test_client()
+    cookie = client.get("/_maintenance/bypass/s3cret-token").headers["Set-Cookie"]
+    assert client.get("/").status_code == 200
+    signed.secret_key = None  # the same window read by an app without a key
+    assert client.get("/").status_code == 503, cookie

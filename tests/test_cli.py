@@ -17,6 +17,9 @@ from flask import Flask
 AppFactory = Callable[..., Flask]
 RunFlask = Callable[..., "subprocess.CompletedProcess[str]"]
 
+# A day well inside the year ahead that --until accepts (at most 366 days away).
+SOON = (datetime.now(timezone.utc) + timedelta(days=30)).strftime("%Y-%m-%d")
+
 
 def invoke(app: Flask, *args: str) -> Result:
     return app.test_cli_runner().invoke(args=["maintenance", *args])
@@ -93,12 +96,12 @@ class TestOn:
         assert timedelta(seconds=seconds) <= ends_at - before <= timedelta(seconds=seconds + 2)
 
     def test_until_with_an_offset_is_stored_in_utc(self, app: Flask, lock_file: Path) -> None:
-        result = invoke(app, "on", "--until", "2099-01-01T12:00:00+02:00")
+        result = invoke(app, "on", "--until", f"{SOON}T12:00:00+02:00")
         assert_ok(result)
-        assert json.loads(lock_file.read_bytes())["ends_at"] == "2099-01-01T10:00:00Z"
-        assert "2099-01-01T10:00:00Z" in result.stdout
+        assert json.loads(lock_file.read_bytes())["ends_at"] == f"{SOON}T10:00:00Z"
+        assert f"{SOON}T10:00:00Z" in result.stdout
         problem = app.test_client().get("/api/items").get_json()
-        assert problem["ends_at"] == "2099-01-01T10:00:00Z"
+        assert problem["ends_at"] == f"{SOON}T10:00:00Z"
 
     @pytest.mark.parametrize("mode", ["full", "readonly", "banner"])
     def test_every_mode(self, app: Flask, mode: str) -> None:
@@ -178,7 +181,7 @@ class TestOffAndStatus:
         assert not lock_file.exists()
 
     def test_status_shows_who_when_why_and_until_when(self, app: Flask) -> None:
-        assert_ok(invoke(app, "on", "--mode", "readonly", "--retry", "45", "--message", "Disk swap", "--until", "2099-01-01T00:00:00Z"))
+        assert_ok(invoke(app, "on", "--mode", "readonly", "--retry", "45", "--message", "Disk swap", "--until", f"{SOON}T00:00:00Z"))
         result = invoke(app, "status")
         assert_ok(result)
         out = result.stdout
@@ -186,7 +189,7 @@ class TestOffAndStatus:
         assert re.search(r"since:\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", out)
         assert re.search(r"by:\s+\S+@\S+", out)
         assert "Disk swap" in out
-        assert "2099-01-01T00:00:00Z" in out
+        assert f"{SOON}T00:00:00Z" in out
         assert re.search(r"retry after:\s+\d+ s", out)
 
     def test_status_json(self, app: Flask, lock_file: Path) -> None:
@@ -237,6 +240,7 @@ BAD_ON = [
     pytest.param(["--for", "400d"], id="for over a year"),
     pytest.param(["--message", "x" * 2001], id="message too long"),
     pytest.param(["--retry", "\u00b2"], id="superscript retry"),
+    pytest.param(["--until", "2999-01-01T00:00:00Z"], id="until more than a year away"),
 ]
 
 
@@ -316,8 +320,8 @@ class TestRealProcess:
         assert json.loads(run_ok(run_flask, "status", "--json").stdout)["active"] is False
 
     def test_on_until(self, run_flask: RunFlask, tmp_path: Path) -> None:
-        run_ok(run_flask, "on", "--until", "2099-06-01T08:00:00-04:00")
-        assert json.loads((tmp_path / "maintenance.lock").read_bytes())["ends_at"] == "2099-06-01T12:00:00Z"
+        run_ok(run_flask, "on", "--until", f"{SOON}T08:00:00-04:00")
+        assert json.loads((tmp_path / "maintenance.lock").read_bytes())["ends_at"] == f"{SOON}T12:00:00Z"
 
     def test_bad_input_from_on_changes_nothing(self, run_flask: RunFlask, tmp_path: Path) -> None:
         lock_file = tmp_path / "maintenance.lock"

@@ -197,6 +197,29 @@ class TestFallThrough:
             fast.disconnect()
             hook.disconnect()
 
+    def test_a_rule_that_needs_a_cookie_leaves_requests_without_it_to_the_fast_path(
+        self, make_app: AppFactory
+    ) -> None:
+        maintenance = Maintenance()
+
+        @maintenance.bypass_rule(cookie="session")
+        def signed_in_admin() -> bool:
+            return request.cookies.get("session") == "admin"
+
+        fast = Counted(make_app(maintenance))
+        try:
+            maintenance.enable(app=fast.app)
+            assert fast.open("/").status_code == 503
+            assert fast.reached_flask == 0  # no session cookie: the rule could never pass
+            client = fast.app.test_client()
+            client.set_cookie("session", "admin")
+            assert client.get("/").status_code == 200
+            client.set_cookie("session", "visitor")
+            assert client.get("/").status_code == 503
+            assert fast.reached_flask == 2  # with the cookie, the hook runs the rule
+        finally:
+            fast.disconnect()
+
     def test_a_custom_template_for_html_but_not_for_json(self, make_app: AppFactory) -> None:
         fast = Counted(make_app(MAINTENANCE_TEMPLATE="down.html"))
         fast.app.jinja_loader = DictLoader({"down.html": "<p>Our own page, back in {{ retry_after }}s</p>"})

@@ -57,6 +57,7 @@ class FileBackend(Backend):
         except OSError as error:
             _remove_quietly(temp_path)
             raise BackendError(f"cannot write the lock file {self.path}: {_reason(error)}") from error
+        _sync_directory(directory)
 
     def clear(self) -> None:
         try:
@@ -90,6 +91,20 @@ UNREADABLE = b"\x00"
 
 def _reason(error: OSError) -> str:
     return error.strerror or str(error)
+
+
+def _sync_directory(directory: str) -> None:
+    """Make the rename itself durable (a power loss after it must not bring the old state back)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems cannot sync a directory; the write itself is done
+    finally:
+        os.close(fd)
 
 
 def _remove_quietly(path: str) -> None:
