@@ -21,7 +21,7 @@ from .errors import ConfigurationError, MaintenanceError
 from .plan import features_of
 from .guard import EX_TEMPFAIL, FORCE_ENV, describe, forced
 from .state import MODES, State
-from .times import format_instant, parse_duration, parse_instant, utcnow
+from .times import MAX_DURATION, format_instant, parse_duration, parse_instant, utcnow
 
 if TYPE_CHECKING:
     from .gate import Gate
@@ -60,9 +60,11 @@ def _bad_input(message: str) -> NoReturn:
 def _parse_retry(value: str | None) -> int | None:
     if value is None:
         return None
-    if not (value.strip().isascii() and value.strip().isdecimal()):  # isdigit() takes '²'
+    digits = value.strip()
+    # isdigit() takes '²'; a dozen digits is past any limit, and int() refuses thousands.
+    if not (digits.isascii() and digits.isdecimal()) or len(digits) > 12:
         _bad_input(f"--retry must be a whole number of seconds (0 or more), not {value!r}")
-    return int(value)
+    return int(digits)
 
 
 def _parse_end(until: str | None, duration: str | None) -> datetime | None:
@@ -153,6 +155,8 @@ def maintenance_schedule(
         _bad_input("use either --until or --for, not both")
     try:
         starts_at = parse_instant(starts)
+        if starts_at > utcnow() + MAX_DURATION:
+            _bad_input(f"--at {starts} is more than 366 days away")
         ends_at = parse_instant(until) if until is not None else None
         if duration is not None:
             ends_at = starts_at + parse_duration(duration)

@@ -28,7 +28,7 @@ from .guard import Guard
 from .plan import FEATURES_ATTRIBUTE, Feature, Plan, Schedule, check_feature_name, features_of
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
 from .responses import banner_header, public_status
-from .state import MAX_MESSAGE_LENGTH, MAX_RETRY, MODES, State
+from .state import MAX_MESSAGE_LENGTH, MAX_RETRY, MODES, State, encodable
 from .times import MAX_DURATION, utcnow
 
 logger = logging.getLogger("flask_maintenance")
@@ -202,6 +202,8 @@ class Maintenance:
         starts_at = _check_aware(starts_at, "starts_at")
         if starts_at <= now:
             raise ConfigurationError(f"the start {starts_at.isoformat()} is in the past")
+        if starts_at > now + MAX_DURATION:
+            raise ConfigurationError(f"the start {starts_at.isoformat()} is more than 366 days away")
         if ends_at is not None and _check_aware(ends_at, "ends_at") <= starts_at:
             raise ConfigurationError("the end must come after the start")
         if auto_off and ends_at is None:
@@ -541,7 +543,7 @@ def _check_message(message: str | None) -> str | None:
         raise ConfigurationError(f"message must be text, not {type(message).__name__}")
     if len(message) > MAX_MESSAGE_LENGTH:
         raise ConfigurationError(f"message is too long ({len(message)} characters; at most {MAX_MESSAGE_LENGTH})")
-    return message
+    return encodable(message)
 
 
 def _check_ends_at(ends_at: datetime | None) -> datetime | None:

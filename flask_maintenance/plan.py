@@ -16,7 +16,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from .state import MAX_MESSAGE_LENGTH, MODES, OFF, State
+from .state import MODES, OFF, State, parse_message
 from .times import format_instant, parse_instant
 
 #: Where ``Maintenance.feature`` records its names on a view, command or function.
@@ -167,13 +167,11 @@ def _schedule(value: object, problems: list[str]) -> Schedule | None:
         if mode not in MODES:
             raise ValueError(mode)
         message = value.get("message")
-        if message is not None and not isinstance(message, str):
-            raise TypeError(message)
         return Schedule(
             starts_at=parse_instant(_text(value.get("starts_at"))),
             ends_at=None if ends_at is None else parse_instant(_text(ends_at)),
             mode=mode,
-            message=None if message is None else message[:MAX_MESSAGE_LENGTH],
+            message=None if message is None else parse_message(message),
             auto_off=value.get("auto_off") is True,
         )
     except (TypeError, ValueError):
@@ -189,11 +187,9 @@ def _feature(name: object, entry: object) -> Feature:
         raise TypeError(entry)
     message = entry.get("message")
     started_at = entry.get("started_at")
-    if message is not None and not isinstance(message, str):
-        raise TypeError(message)
     return Feature(
         name=str(name),
-        message=None if message is None else message[:MAX_MESSAGE_LENGTH],
+        message=None if message is None else parse_message(message),
         started_at=None if started_at is None else parse_instant(_text(started_at)),
     )
 

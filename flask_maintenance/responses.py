@@ -16,7 +16,7 @@ from urllib.parse import quote
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
-from .state import State
+from .state import State, encodable
 
 if TYPE_CHECKING:
     from .plan import Feature
@@ -75,7 +75,7 @@ def blocked(
         title = READONLY_TITLE if readonly else FULL_TITLE
         detail = state.message or (READONLY_DETAIL if readonly else FULL_DETAIL)
         problem_type = READONLY_PROBLEM_TYPE if readonly else PROBLEM_TYPE
-    detail = _encodable(detail)
+    detail = encodable(detail)
     if as_json:
         problem = {
             "type": problem_type,
@@ -122,13 +122,9 @@ def banner_header(state: State) -> str:
     text = " ".join((state.banner or "").split())
     if text.isascii() and text.isprintable():
         return text
-    return quote(_encodable(text), safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~")
+    return quote(encodable(text), safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~")
 
 
-def _encodable(text: str) -> str:
-    """``text`` with lone surrogates as ``?``: a message typed with a non-UTF-8 byte on the
-    command line carries one (``"caf\\udce9"``), and no page or header can encode it."""
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _instant(moment: datetime | None) -> str | None:

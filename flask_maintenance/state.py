@@ -130,7 +130,7 @@ class State:
             default,
             mode=_field(data, "mode", _mode, "full", problems),
             retry=_field(data, "retry", _retry, default_retry, problems),
-            message=_field(data, "message", _message, None, problems),
+            message=_field(data, "message", parse_message, None, problems),
             started_at=_field(data, "started_at", _when, None, problems),
             ends_at=_field(data, "ends_at", _when, None, problems),
             user=_field(data, "user", _text, None, problems),
@@ -183,10 +183,21 @@ def _when(value: object) -> datetime:
 def _text(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(value)
-    # JSON may hold lone surrogates ("\udce9", how Python carries a non-UTF-8 byte of a
-    # command-line argument); no page or header can encode them, so they become "?".
-    return value.encode("utf-8", "replace").decode("utf-8")
+    return encodable(value)
 
 
-def _message(value: object) -> str:
+def encodable(text: str) -> str:
+    """``text`` with lone surrogates as ``?``.
+
+    A message typed with a non-UTF-8 byte on the command line carries one (``"caf\\udce9"``),
+    and no page or header can encode it.
+    """
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def parse_message(value: object) -> str:
+    """A stored message: text, encodable, cut to the maximum length.
+
+    :raises TypeError: when it is not text.
+    """
     return _text(value)[:MAX_MESSAGE_LENGTH]
