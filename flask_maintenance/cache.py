@@ -83,6 +83,7 @@ class StateCache:
         on_change: Callable[[State, State], None] | None = None,
     ) -> None:
         self.backend = backend
+        self.default_retry = default_retry
         self.interval = interval
         # Looked up here, not at import, so that tests can patch this module's clocks.
         self._timer = timer or monotonic
@@ -140,7 +141,7 @@ class StateCache:
                 document.take(raw)
         lock, plan = self._lock_document.value, self._plan_document.value
         assert lock is not None and plan is not None  # both were read at least once above
-        return resolve(lock, plan, self._clock())
+        return resolve(lock, plan, self._clock(), self.default_retry)
 
     def _read(self) -> State:
         try:

@@ -56,7 +56,7 @@ class Maintenance:
     def __init__(self, app: Flask | None = None) -> None:
         self._gates: WeakKeyDictionary[Flask, Gate] = WeakKeyDictionary()
         self._bypass_rules: list[BypassRule] = []
-        self._blueprint_features: dict[str, set[str]] = {}
+        self._blueprint_features: WeakKeyDictionary[Blueprint, set[str]] = WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
 
@@ -297,7 +297,7 @@ class Maintenance:
         """
         _check_feature(name)
         if blueprint is not None:
-            self._blueprint_features.setdefault(blueprint.name, set()).add(name)
+            self._blueprint_features.setdefault(blueprint, set()).add(name)
 
         def mark(target: F) -> F:
             setattr(target, FEATURES_ATTRIBUTE, features_of(target) | {name})
@@ -409,11 +409,12 @@ class Maintenance:
             if not state.blocking and not state.features:
                 return None
             path = request.path
-            if state.blocking:
-                if gate.passes_anyway(state, path, request.method) or self._bypassed(app, gate, state):
+            if state.blocking and not gate.passes_anyway(state, path, request.method):
+                if self._bypassed(app, gate, state):
                     return None
                 return self._refusal(app, gate, state, path, None)
-            feature = self._switched_off_feature(app, state)
+            # A switched-off feature stays off even for the reads readonly mode lets through.
+            feature = self._switched_off_feature(app, state) if state.features else None
             if feature is None or path in gate.open_paths or self._bypassed(app, gate, state):
                 return None
             return self._refusal(app, gate, state, path, feature)
@@ -421,12 +422,19 @@ class Maintenance:
         return check_maintenance
 
     def _switched_off_feature(self, app: Flask, state: State) -> Feature | None:
-        """The first switched-off feature this request belongs to (view, blueprints)."""
+        """The first switched-off feature this request belongs to (view, blueprints).
+
+        A blueprint is a feature by its registered name (``account.billing`` when nested) and
+        by its own name (``billing``), plus the names given with ``m.feature(blueprint=bp)``.
+        """
         view = app.view_functions.get(request.endpoint or "")
         names = set(features_of(view))
-        for blueprint in request.blueprints:
-            names.add(blueprint)
-            names.update(self._blueprint_features.get(blueprint, ()))
+        for registered in request.blueprints:
+            names.add(registered)
+            blueprint = app.blueprints.get(registered)
+            if blueprint is not None:
+                names.add(blueprint.name)
+                names.update(self._blueprint_features.get(blueprint) or ())
         for name in sorted(names):
             if name in state.features:
                 return state.features[name]

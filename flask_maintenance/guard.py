@@ -120,7 +120,7 @@ def backend_guard(backend: Backend, raise_: bool = False) -> Guard:
     def read_state() -> tuple[State, Collection[str]]:
         lock = State.parse(backend.read(), _DEFAULT_RETRY)[0]
         plan = Plan.parse(plan_backend.read())[0]
-        return resolve(lock, plan, utcnow()), BLOCKING_MODES
+        return resolve(lock, plan, utcnow(), _DEFAULT_RETRY), BLOCKING_MODES
 
     return Guard(read_state, raise_=raise_)
 
