@@ -56,7 +56,7 @@ class Maintenance:
     def __init__(self, app: Flask | None = None) -> None:
         self._gates: WeakKeyDictionary[Flask, Gate] = WeakKeyDictionary()
         self._bypass_rules: list[BypassRule] = []
-        self._blueprint_features: WeakKeyDictionary[Blueprint, set[str]] = WeakKeyDictionary()
+        self._blueprint_features: WeakKeyDictionary[object, set[str]] = WeakKeyDictionary()
         if app is not None:
             self.init_app(app)
 
