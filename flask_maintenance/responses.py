@@ -145,7 +145,8 @@ def _page(
         iso = format_instant(ends_at)
         shown = ends_at.strftime("%Y-%m-%d %H:%M UTC")
         expected = (
-            f'We expect to be back by <time datetime="{iso}" data-local>{shown}</time>.'
+            f'We expect to be back by <time datetime="{iso}" data-local>{shown}</time>'
+            '<span id="local-time"></span>'
         )
     return _PAGE.format(
         title=escape(title),
@@ -186,11 +187,12 @@ _PAGE = """<!doctype html>
 body {{ margin: 0; min-height: 100vh; display: flex; align-items: center; justify-content: center;
   padding: 1.5rem; background: var(--bg); color: var(--fg);
   font: 1.0625rem/1.6 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }}
-main {{ width: 100%; max-width: 34rem; background: var(--card); border-radius: 12px;
-  border-top: 6px solid var(--accent); padding: 2rem 1.75rem; box-shadow: 0 8px 24px rgba(0,0,0,.08); }}
+main {{ width: 100%; max-width: 34rem; border-radius: 12px; padding: calc(2rem + 6px) 1.75rem 2rem;
+  background: var(--card) linear-gradient(var(--accent) 0 6px, transparent 6px); box-shadow: 0 8px 24px rgba(0,0,0,.08); }}
 h1 {{ margin: 0 0 .75rem; font-size: 1.6rem; line-height: 1.25; }}
 p {{ margin: 0 0 1rem; overflow-wrap: anywhere; }}
 .expected {{ color: var(--muted); }}
+time, #local-time {{ white-space: nowrap; }}
 .live {{ margin: 0; font-size: .9rem; color: var(--muted); }}
 </style>
 </head>
@@ -210,7 +212,10 @@ p {{ margin: 0 0 1rem; overflow-wrap: anywhere; }}
   var when = document.querySelector("time[data-local]");
   if (when) {{
     var local = new Date(when.getAttribute("datetime"));
-    if (!isNaN(local)) {{ when.textContent += " (" + local.toLocaleString() + " your time)"; }}
+    if (!isNaN(local) && local.getTimezoneOffset() !== 0) {{
+      var shown = local.toLocaleString([], {{ dateStyle: "medium", timeStyle: "short" }});
+      document.getElementById("local-time").textContent = " (" + shown + " your time)";
+    }}
   }}
   function check() {{
     fetch(statusUrl, {{ cache: "no-store", headers: {{ Accept: "application/json" }} }})

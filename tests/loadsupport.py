@@ -141,7 +141,8 @@ class Project:
             db.commit()
         finally:
             db.close()
-        self.env = {**os.environ, "FLASK_APP": APP_MODULE, "PYTHONPATH": str(root)}
+        # gunicorn >= 25.1 opens a control socket in $XDG_RUNTIME_DIR (else ~/.gunicorn).
+        self.env = {**os.environ, "FLASK_APP": APP_MODULE, "PYTHONPATH": str(root), "XDG_RUNTIME_DIR": str(root)}
         self.env.pop("FLASK_MAINTENANCE_FORCE", None)
         self.env["SUBJECT_CHECK_INTERVAL"] = str(CHECK_INTERVAL)
 

@@ -304,6 +304,8 @@ class AppProject:
         (directory / f"{APP_MODULE}.py").write_text(APP_SOURCE)
         self.env = {
             **os.environ,
+            # gunicorn >= 25.1 opens a control socket in $XDG_RUNTIME_DIR (else ~/.gunicorn).
+            "XDG_RUNTIME_DIR": str(directory),
             "PYTHONPATH": str(directory),
             "FLASK_APP": APP_MODULE,
             "SUBJECT_INSTANCE": str(directory / "instance"),

@@ -19,6 +19,12 @@ AppFactory = Callable[..., Flask]
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "retry_after", "ends_at"}
 
+def soon(hour: int, minute: int, second: int = 0) -> datetime:
+    """A time of day a month ahead: inside the year enable() accepts for ends_at."""
+    day = datetime.now(timezone.utc) + timedelta(days=30)
+    return day.replace(hour=hour, minute=minute, second=second, microsecond=0)
+
+
 
 def assert_problem(response: TestResponse) -> dict[str, object]:
     assert response.status_code == 503
@@ -108,13 +114,13 @@ class TestRetryAfterWithAnEnd:
 class TestProblemJson:
     @pytest.mark.parametrize("path", ["/api", "/api/items", "/api/no/such/thing"])
     def test_api_paths_get_problem_json(self, app: Flask, maintenance: Maintenance, path: str) -> None:
-        ends_at = datetime(2099, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+        ends_at = soon(7, 8, 9)
         maintenance.enable(message="Database upgrade", ends_at=ends_at, app=app)
         # Even a browser that asks for HTML gets JSON under an API prefix.
         response = app.test_client().get(path, headers={"Accept": "text/html"})
         problem = assert_problem(response)
         assert problem["detail"] == "Database upgrade"
-        assert problem["ends_at"] == "2099-05-06T07:08:09Z"
+        assert problem["ends_at"] == ends_at.strftime("%Y-%m-%dT07:08:09Z")
         assert isinstance(problem["type"], str) and problem["type"]
         assert problem["title"] == "Down for maintenance"
 
@@ -207,10 +213,11 @@ class TestPage:
         assert "&lt;/p&gt;&lt;img src=x onerror=alert(1)&gt;" in page
 
     def test_the_expected_end_is_shown(self, app: Flask, maintenance: Maintenance) -> None:
-        maintenance.enable(ends_at=datetime(2099, 3, 4, 5, 6, tzinfo=timezone.utc), app=app)
+        ends_at = soon(5, 6)
+        maintenance.enable(ends_at=ends_at, app=app)
         page = self.page(app)
-        assert "2099-03-04T05:06:00Z" in page
-        assert "2099-03-04 05:06 UTC" in page
+        assert ends_at.strftime("%Y-%m-%dT05:06:00Z") in page
+        assert ends_at.strftime("%Y-%m-%d 05:06 UTC") in page
 
     def test_without_an_end_the_page_says_when_to_come_back(self, app: Flask, maintenance: Maintenance) -> None:
         maintenance.enable(retry=600, app=app)
@@ -327,7 +334,7 @@ class TestBannerMode:
 class TestStatusPath:
     @pytest.mark.parametrize("mode", ["full", "readonly", "banner"])
     def test_status_is_served_in_every_mode(self, app: Flask, maintenance: Maintenance, mode: str) -> None:
-        ends_at = datetime(2099, 1, 1, tzinfo=timezone.utc)
+        ends_at = soon(0, 0)
         maintenance.enable(mode=mode, retry=33, message="Why", ends_at=ends_at, secret="the-secret-token", app=app)
         response = app.test_client().get("/_maintenance")
         assert response.status_code == 200
@@ -336,7 +343,7 @@ class TestStatusPath:
         assert status["active"] is True
         assert status["mode"] == mode
         assert status["message"] == "Why"
-        assert status["ends_at"] == "2099-01-01T00:00:00Z"
+        assert status["ends_at"] == ends_at.strftime("%Y-%m-%dT00:00:00Z")
 
     def test_status_shows_no_secrets(self, app: Flask, maintenance: Maintenance, lock_file: Path) -> None:
         maintenance.enable(secret="the-secret-token", app=app)

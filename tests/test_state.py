@@ -22,6 +22,12 @@ from flask_maintenance.state import MAX_RETRY, MAX_STATE_BYTES, MODES
 
 AppFactory = Callable[..., Flask]
 
+def soon(hour: int, minute: int, second: int = 0) -> datetime:
+    """A time of day a month ahead: inside the year enable() accepts for ends_at."""
+    day = datetime.now(timezone.utc) + timedelta(days=30)
+    return day.replace(hour=hour, minute=minute, second=second, microsecond=0)
+
+
 
 def place(lock_file: Path, content: bytes) -> None:
     """Put a lock file there the way an operator would, with no help from the package."""
@@ -289,13 +295,13 @@ class TestRoundTrip:
         assert state.mode in MODES
 
     def test_the_file_written_by_enable_is_the_documented_json(self, app: Flask, maintenance: Maintenance, lock_file: Path) -> None:
-        ends_at = datetime(2099, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+        ends_at = soon(3, 4, 5)
         maintenance.enable(mode="banner", retry=15, message="Upgrading", ends_at=ends_at, app=app)
         record = json.loads(lock_file.read_bytes())
         assert record["mode"] == "banner"
         assert record["retry"] == 15
         assert record["message"] == "Upgrading"
-        assert record["ends_at"] == "2099-01-02T03:04:05Z"
+        assert record["ends_at"] == ends_at.strftime("%Y-%m-%dT03:04:05Z")
         started = datetime.fromisoformat(record["started_at"].replace("Z", "+00:00"))
         assert abs(started - datetime.now(timezone.utc)) < timedelta(minutes=1)
         assert "user" in record and record["host"]
