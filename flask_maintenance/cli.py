@@ -451,7 +451,8 @@ def maintenance_render_page(path: str) -> None:
     try:
         FileBackend(target).write(body)  # atomic and 0644: nginx never serves half a page
     except MaintenanceError as error:
-        raise MaintenanceCommandError(str(error).replace("lock file", "page")) from None
+        reason = getattr(error.__cause__, "strerror", None) or error
+        raise MaintenanceCommandError(f"cannot write the page {target}: {reason}") from None
     click.echo(f"Wrote the maintenance page to {target}")
     _warn_unsearchable(target, "read the page")
 
