@@ -450,7 +450,7 @@ class Maintenance:
                 if rule.check():
                     return True
             except Exception:  # a broken rule must not turn the 503 into a 500
-                logger.warning("maintenance bypass rule %r failed", rule.check, exc_info=True)
+                gate.warn_once(f"maintenance bypass rule {rule.check!r} failed; counting it as False")
         return False
 
     def _refusal(
@@ -476,7 +476,7 @@ class Maintenance:
                     )
                 )
             except Exception:  # a broken custom page falls back to the built-in one
-                logger.warning("maintenance template %r failed; using the built-in page", template, exc_info=True)
+                gate.warn_once(f"maintenance template {template!r} failed; using the built-in page")
         return response
 
     def _banner_for(self, gate: Gate) -> Callable[[Response], Response]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 
@@ -12,6 +13,8 @@ from .config import Settings
 from .responses import Answer, banner_header, blocked, prefers_json
 from .plan import Feature
 from .state import State
+
+logger = logging.getLogger("flask_maintenance")
 
 #: Methods that pass in readonly mode.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -45,6 +48,7 @@ class Gate:
     ) -> None:
         self.settings = settings
         self._on_change = on_change
+        self._warned: set[str] = set()
         self.use_backend(backend)
         self.allowlist = IPAllowlist(settings.allowed_networks)
         self.cookie = BypassCookie(settings.bypass_cookie, settings.bypass_max_age)
@@ -54,6 +58,18 @@ class Gate:
         self._answers_state: State | None = None
         self._answers: dict[tuple[bool, int, str | None], Answer] = {}
         self._lock = threading.Lock()
+
+    def warn_once(self, message: str) -> None:
+        """Log ``message`` with the current traceback once as a warning, then at DEBUG.
+
+        A broken bypass rule or template fails on every refused request; a window must not
+        flood the error tracker.
+        """
+        if message in self._warned:
+            logger.debug("%s", message, exc_info=True)
+        else:
+            self._warned.add(message)
+            logger.warning("%s", message, exc_info=True)
 
     def use_backend(self, backend: Backend) -> None:
         """Read and write the state in ``backend`` from now on."""

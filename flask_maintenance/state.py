@@ -76,7 +76,10 @@ class State:
         return max(0, self.retry or 0)
 
     def to_dict(self) -> dict[str, Any]:
-        """The public view: safe to show to anyone (no secret, no token hash)."""
+        """The operator's view (``status --json``): everything but the secret's hash and window.
+
+        The public status endpoint shows less: see ``responses.public_status``.
+        """
         return {
             "active": self.active,
             "mode": self.mode if self.active else None,
