@@ -15,7 +15,17 @@ from datetime import datetime
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, redirect, render_template, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    after_this_request,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+)
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from . import config
@@ -82,7 +92,6 @@ class Maintenance:
         # First of all before_request hooks, so that nothing the app does (database, session)
         # runs for a refused request.
         app.before_request_funcs.setdefault(None, []).insert(0, self._hook_for(app, gate))
-        app.after_request(self._banner_for(gate))
         app.context_processor(lambda: {"maintenance": gate.cache.get()})
         self._add_routes(app, gate)
         if settings.fast_path:
@@ -404,8 +413,20 @@ class Maintenance:
             ) from None
 
     def _hook_for(self, app: Flask, gate: Gate) -> Callable[[], Response | None]:
+        def add_banner(response: Response) -> Response:
+            state = gate.cache.get()
+            if state.banner is not None:
+                response.headers.setdefault("X-Maintenance-Banner", banner_header(state))
+            return response
+
         def check_maintenance() -> Response | None:
             state = gate.cache.get()
+            if state.idle:
+                return None
+            if state.banner is not None:
+                # Per request, only while there is a banner: an after_request hook would
+                # cost every request when off.
+                after_this_request(add_banner)
             if not state.blocking and not state.features:
                 return None
             path = request.path
@@ -478,15 +499,6 @@ class Maintenance:
             except Exception:  # a broken custom page falls back to the built-in one
                 gate.warn_once(f"maintenance template {template!r} failed; using the built-in page")
         return response
-
-    def _banner_for(self, gate: Gate) -> Callable[[Response], Response]:
-        def add_banner(response: Response) -> Response:
-            state = gate.cache.get()
-            if state.banner is not None:
-                response.headers.setdefault("X-Maintenance-Banner", banner_header(state))
-            return response
-
-        return add_banner
 
     def _add_routes(self, app: Flask, gate: Gate) -> None:
         status_path = gate.settings.status_path

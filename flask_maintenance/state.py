@@ -49,6 +49,16 @@ class State:
     token_hash: str | None = None
     scheduled: Schedule | None = None
     features: Mapping[str, Feature] = field(default_factory=lambda: NO_FEATURES)
+    # Derived once here, because every request tests them.
+    #: True when some requests are refused (modes ``full`` and ``readonly``).
+    blocking: bool = field(init=False, repr=False, compare=False)
+    #: Nothing to do for any request: off, nothing planned, no feature switched off.
+    idle: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "blocking", self.active and self.mode in BLOCKING_MODES)
+        idle = not self.active and self.scheduled is None and not self.features
+        object.__setattr__(self, "idle", idle)
 
     @property
     def banner(self) -> str | None:
@@ -63,11 +73,6 @@ class State:
                 text += f" until {window.ends_at:%Y-%m-%d %H:%M} UTC"
             return f"{text}: {window.message}" if window.message else text
         return None
-
-    @property
-    def blocking(self) -> bool:
-        """True when some requests are refused (modes ``full`` and ``readonly``)."""
-        return self.active and self.mode in BLOCKING_MODES
 
     def retry_after(self, now: datetime | None = None) -> int:
         """Seconds for ``Retry-After``: the time left until ``ends_at`` (at least 1), else ``retry``."""
