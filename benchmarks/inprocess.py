@@ -1,0 +1,229 @@
+"""In-process cost of one request: ``app.wsgi_app(environ, start_response)`` in a timed loop.
+
+No server and no socket: this is the CPU the app itself spends per request, the number the
+extension can change. Each variant lives in its own Python process, so that the bare app
+shares nothing with the others (blinker signal receivers, for one, are global); the processes
+take turns, one batch at a time, in a different order each round, and every batch lasts about
+the same time whatever the variant.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from werkzeug.test import EnvironBuilder
+
+from apps import create_app
+from support import median, paired, rotate, spread, stop_group, table, verdict
+
+#: name: (apps variant, lock file present, expected status, description), in the order shown.
+VARIANTS = {
+    "bare": ("bare", False, "200", "hello-world app, no extension"),
+    "off": ("ext", False, "200", "Maintenance(app), no lock file"),
+    "fast": ("ext", True, "503", "on, refused by the fast path"),
+    "hook": ("hook", True, "503", "on, refused by the hook (a bypass rule)"),
+}
+
+# What a browser sends; the fast path reads Accept and Cookie, Flask parses more.
+BROWSER_HEADERS = {
+    "Host": "example.com",
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "en-US,en;q=0.5",
+    "Accept-Encoding": "gzip, deflate, br",
+    "Connection": "keep-alive",
+    "Upgrade-Insecure-Requests": "1",
+}
+
+
+@dataclass
+class Timing:
+    wall: list[float]  # seconds per request, one value per round
+    cpu: list[float]
+
+
+def make_call(app: Flask) -> Callable[[], tuple[str, bytes]]:
+    """One request through ``app.wsgi_app``: a fresh environ, the body consumed, close() called."""
+    template = EnvironBuilder(
+        path="/", headers=list(BROWSER_HEADERS.items()), environ_base={"REMOTE_ADDR": "203.0.113.7"}
+    ).get_environ()
+    wsgi_app = app.wsgi_app
+    seen: list[str] = [""]
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen[0] = status
+        return _write
+
+    def call() -> tuple[str, bytes]:
+        iterable: Iterable[bytes] = wsgi_app(template.copy(), start_response)
+        body = b""
+        for chunk in iterable:
+            body = chunk
+        close = getattr(iterable, "close", None)
+        if close is not None:
+            close()
+        return seen[0], body
+
+    return call
+
+
+def _write(data: bytes) -> None:
+    pass
+
+
+def _batch(call: Callable[[], object], number: int) -> tuple[float, float]:
+    """Seconds per call (wall, CPU) over ``number`` calls; the GC stays on, as in production."""
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(number):
+        call()
+    return (time.perf_counter() - wall) / number, (time.process_time() - cpu) / number
+
+
+def serve(variant: str, lock_file: str) -> None:
+    """The child: build one app, then time a batch for every number read from stdin."""
+    call = make_call(create_app(variant, lock_file or None))
+    for _ in range(200):  # warm up: first state read, first 503 built, caches filled
+        status, body = call()
+    print("ready", status.split()[0], hashlib.sha256(body).hexdigest(), flush=True)
+    for line in sys.stdin:
+        wall, cpu = _batch(call, int(line))
+        print(wall, cpu, flush=True)
+
+
+class Child:
+    """One variant's process, answering one line per request line (bounded by a timeout)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+
+    def read(self, timeout: float = 120.0) -> str:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError(f"in-process child {self.process.args!r} did not answer")
+        return line
+
+    def batch(self, number: int) -> tuple[float, float]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{number}\n")
+        self.process.stdin.flush()
+        wall, cpu = self.read().split()
+        return float(wall), float(cpu)
+
+
+@contextmanager
+def _child(variant: str, lock_file: str) -> Iterator[Child]:
+    process = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--serve", variant, lock_file],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield Child(process)
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()  # end of input: the child exits by itself
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(10)
+        stop_group(process)
+
+
+def run(folder: str, rounds: int, batch_seconds: float) -> dict[str, Timing]:
+    off_lock = os.path.join(folder, "inprocess-off.lock")  # never created
+    on_lock = os.path.join(folder, "inprocess-on.lock")
+    writer = create_app("ext", on_lock)
+    writer.extensions["maintenance"].enable(app=writer)  # as `flask maintenance on` does
+    with ExitStack() as stack:
+        children = {
+            name: stack.enter_context(_child(variant, on_lock if on else off_lock))
+            for name, (variant, on, _, _) in VARIANTS.items()
+        }
+        bodies = {}
+        for name, child in children.items():
+            _, status, bodies[name] = child.read().split()
+            if status != VARIANTS[name][2]:
+                raise RuntimeError(f"in-process {name}: expected {VARIANTS[name][2]}, got {status}")
+        if bodies["fast"] != bodies["hook"]:
+            raise RuntimeError("in-process: the fast path's 503 differs from the hook's")
+
+        # Calibrate: every batch of every variant lasts about batch_seconds.
+        numbers = {}
+        for name, child in children.items():
+            _, per_call = child.batch(200)
+            numbers[name] = max(100, int(batch_seconds / per_call))
+        timings = {name: Timing([], []) for name in children}
+        for round_number in range(rounds):
+            for name in rotate(list(children), round_number):
+                wall, cpu = children[name].batch(numbers[name])
+                timings[name].wall.append(wall)
+                timings[name].cpu.append(cpu)
+    return timings
+
+
+def report(timings: dict[str, Timing], rounds: int) -> tuple[str, list[str]]:
+    us = 1e6
+    rows = []
+    for name, (_, _, _, description) in VARIANTS.items():
+        t = timings[name]
+        rows.append(
+            (
+                name,
+                description,
+                f"{median(t.cpu) * us:.2f}",
+                spread([c * us for c in t.cpu]),
+                f"{median(t.wall) * us:.2f}",
+                f"{1 / median(t.cpu):,.0f}",
+            )
+        )
+    bare, off, fast, hook = (timings[n] for n in ("bare", "off", "fast", "hook"))
+    # CPU time, not wall time, and ratios within each round: what else runs on a shared
+    # machine then counts far less. Throughput of this single-threaded loop is 1 / CPU time.
+    off_ratio = paired(bare.cpu, off.cpu)
+    cpu_ratio = paired(bare.cpu, fast.cpu)
+    hook_ratio = paired(bare.cpu, hook.cpu)
+    overhead = (median(off.cpu) - median(bare.cpu)) * us
+    lines = [
+        (
+            "In-process: app.wsgi_app(environ, start_response), one process per variant,"
+            f" {rounds} interleaved rounds"
+        ),
+        table(rows, ("variant", "", "µs/req CPU", "CPU range", "µs/req wall", "req/s"), left=2),
+        "",
+        "  median of the per-round ratios (ratio of the medians)",
+        (
+            f"  off/bare throughput        {off_ratio:.3f}  ({median(bare.cpu) / median(off.cpu):.3f};"
+            f" {overhead:+.2f} µs/req)   timed, so ±several % of noise: the instruction count decides"
+        ),
+        (
+            f"  hello CPU / fast-path 503  {cpu_ratio:.1f}×  ({median(bare.cpu) / median(fast.cpu):.1f}×)"
+            f"   target ≥ 10×: {verdict(cpu_ratio >= 10)}"
+        ),
+        (
+            f"  hello CPU / hook-only 503  {hook_ratio:.2f}× ({median(bare.cpu) / median(hook.cpu):.2f}×)"
+            "   for comparison: a before_request hook alone sheds no load"
+        ),
+    ]
+    summary = [
+        f"in-process off/bare          {off_ratio:.3f}    (timed, noisy; see instructions)",
+        f"in-process hello / 503 CPU   {cpu_ratio:.1f}×    (≥ 10×)   {verdict(cpu_ratio >= 10)}",
+    ]
+    return "\n".join(lines), summary
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--serve"]:
+    serve(sys.argv[2], sys.argv[3])

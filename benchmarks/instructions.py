@@ -1,0 +1,94 @@
+"""Instructions per request, counted by valgrind's callgrind: the in-process cost without noise.
+
+CPU time on a shared 2-core machine moves by ±30 % from round to round, far more than the 2 %
+the "off" target allows. Instruction counts are repeatable whatever else the machine does, so
+this section is the one that decides "off/bare ≥ 0.98". Each variant runs twice under callgrind,
+once with N requests and once with none; the difference over N is the cost of one request
+(interpreter start-up, imports and warm-up cancel out).
+
+Run as a script it is the child: ``instructions.py VARIANT LOCK N``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from support import table
+
+#: name: (apps variant, lock file present, description), as in the in-process section.
+VARIANTS = {
+    "bare": ("bare", False, "hello-world app, no extension"),
+    "off": ("ext", False, "Maintenance(app), no lock file"),
+    "fast": ("ext", True, "on, refused by the fast path"),
+}
+WARM_UP = 50
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def run(folder: str, valgrind: str, requests: int) -> dict[str, float]:
+    """Instructions per request for each variant."""
+    per_request = {}
+    for name, (variant, locked, _) in VARIANTS.items():
+        lock = os.path.join(folder, f"instructions-{name}.lock")
+        if locked:
+            open(lock, "w").close()
+        counts = [_count(valgrind, variant, lock, n) for n in (0, requests)]
+        per_request[name] = (counts[1] - counts[0]) / requests
+        if locked:
+            os.remove(lock)
+    return per_request
+
+
+def report(per_request: dict[str, float], requests: int) -> tuple[str, list[str]]:
+    rows = [
+        [name, VARIANTS[name][2], f"{per_request[name] / 1000:,.1f}k"]
+        for name in VARIANTS
+    ]
+    off_bare = per_request["bare"] / per_request["off"]
+    hello_fast = per_request["bare"] / per_request["fast"]
+    text = "\n".join(
+        [
+            f"Instructions per request (valgrind callgrind, {requests} requests minus none; repeatable)",
+            table(rows, ["variant", "", "instructions"], left=2),
+            "",
+            f"  off/bare throughput        {off_bare:.3f}  (+{(per_request['off'] - per_request['bare']) / 1000:.1f}k"
+            f" instructions/req)   target ≥ 0.98: {'ok' if off_bare >= 0.98 else 'MISSED'}",
+            f"  hello / fast-path 503      {hello_fast:.1f}×   target ≥ 10×: {'ok' if hello_fast >= 10 else 'MISSED'}",
+        ]
+    )
+    summary = [
+        f"instructions off/bare        {off_bare:.3f}    (≥ 0.98)  {'ok' if off_bare >= 0.98 else 'MISSED'}",
+        f"instructions hello / 503     {hello_fast:.1f}×    (≥ 10×)   {'ok' if hello_fast >= 10 else 'MISSED'}",
+    ]
+    return text, summary
+
+
+def _count(valgrind: str, variant: str, lock: str, requests: int) -> int:
+    command = [
+        valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+        sys.executable, os.path.abspath(__file__), variant, lock, str(requests),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    match = _COLLECTED.search(done.stderr)
+    if match is None:
+        raise RuntimeError(f"callgrind printed no count:\n{done.stderr[-2000:]}")
+    return int(match.group(1))
+
+
+def _child(variant: str, lock: str, requests: int) -> None:
+    from inprocess import make_call
+    from apps import create_app
+
+    call = make_call(create_app(variant, lock_file=lock))
+    for _ in range(WARM_UP):
+        call()
+    for _ in range(requests):
+        call()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    _child(sys.argv[1], sys.argv[2], int(sys.argv[3]))
