@@ -146,7 +146,7 @@ def _page(
         shown = ends_at.strftime("%Y-%m-%d %H:%M UTC")
         expected = (
             f'We expect to be back by <time datetime="{iso}" data-local>{shown}</time>'
-            '<span id="local-time"></span>'
+            ' <span id="local-time"></span>'
         )
     return _PAGE.format(
         title=escape(title),
@@ -214,7 +214,7 @@ time, #local-time {{ white-space: nowrap; }}
     var local = new Date(when.getAttribute("datetime"));
     if (!isNaN(local) && local.getTimezoneOffset() !== 0) {{
       var shown = local.toLocaleString([], {{ dateStyle: "medium", timeStyle: "short" }});
-      document.getElementById("local-time").textContent = " (" + shown + " your time)";
+      document.getElementById("local-time").textContent = "(" + shown + " your time)";
     }}
   }}
   function check() {{
