@@ -80,11 +80,17 @@ class FileBackend(Backend):
     def stamp(self) -> Hashable | None:
         try:
             info = os.stat(self.path)
+        except FileNotFoundError:
+            # Truly absent (off) is stable: no need to try opening it every interval. A
+            # dangling symlink is left to read(), which fails closed.
+            return None if os.path.islink(self.path) else ABSENT
         except OSError:
-            return None  # absent or unreadable: let read() decide what that means
+            return None  # unreadable: let read() decide what that means
         return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
+#: The stamp of a file that does not exist.
+ABSENT = "absent"
 #: What an unreadable lock file reads as: no parser accepts it, so readers fail closed.
 UNREADABLE = b"\x00"
 
