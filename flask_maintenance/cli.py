@@ -235,7 +235,7 @@ def _describe_plan(state: State) -> None:
 
 
 def _bypass_url(token: str) -> str:
-    path = f"{current_app.config['MAINTENANCE_STATUS_PATH'].rstrip('/')}/bypass/{token}"
+    path = f"{_extension().settings().status_path}/bypass/{token}"
     server = current_app.config.get("SERVER_NAME")
     if server:
         return f"{current_app.config.get('PREFERRED_URL_SCHEME', 'http')}://{server}{path}"
@@ -429,9 +429,6 @@ def _exempt(ctx: click.Context, path: tuple[str, ...], exempt_names: frozenset[s
 
 # -- maintenance at the proxy ----------------------------------------------------------------
 
-if TYPE_CHECKING:
-    from .config import Settings
-
 
 @maintenance_group.command("render-page")
 @click.argument("path", type=click.Path(dir_okay=False))
@@ -443,7 +440,7 @@ def maintenance_render_page(path: str) -> None:
     """
     from . import proxy
 
-    settings = _proxy_settings()
+    settings = _extension().settings()
     body = proxy.page_body(
         _extension().status(),
         retry_after=settings.retry_after,
@@ -475,8 +472,6 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
     the output of `--http` in the http {} block.
     """
     from . import proxy
-    from .backends import FileBackend
-    from .errors import ConfigurationError
 
     backend = _extension().backend()
     if not isinstance(backend, FileBackend):
@@ -484,7 +479,7 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
             f"nginx cannot see a state kept in {backend.describe()}: "
             "nginx-config needs MAINTENANCE_BACKEND = 'file' (a lock file nginx can test)"
         )
-    settings = _proxy_settings()
+    settings = _extension().settings()
     if http_level:
         click.echo(proxy.http_snippet(settings.allowed_networks), nl=False)
         return
@@ -507,16 +502,6 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
         click.echo(f"warning: {page} does not exist yet: run `flask maintenance render-page {page}`", err=True)
     else:
         _warn_unsearchable(page, "read the page")
-
-
-def _proxy_settings() -> Settings:
-    from .config import Settings
-    from .errors import ConfigurationError
-
-    try:
-        return Settings.from_config(current_app.config)
-    except ConfigurationError as error:
-        raise MaintenanceCommandError(str(error)) from None
 
 
 def _warn_unsearchable(path: str, purpose: str) -> None:

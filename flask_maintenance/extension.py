@@ -273,6 +273,10 @@ class Maintenance:
         """Whether maintenance is on, in any mode."""
         return self.status(app=app).active
 
+    def settings(self, *, app: Flask | None = None) -> config.Settings:
+        """The app's ``MAINTENANCE_*`` config as validated by :meth:`init_app`."""
+        return self._gate(app).settings
+
     def backend(self, *, app: Flask | None = None) -> Backend:
         """Where this app's state lives."""
         return self._gate(app).backend

@@ -71,9 +71,13 @@ class Gate:
             self._warned.add(message)
             logger.warning("%s", message, exc_info=True)
 
+    @property
+    def backend(self) -> Backend:
+        """Where the state lives (the cache reads it; the extension writes it)."""
+        return self.cache.backend
+
     def use_backend(self, backend: Backend) -> None:
         """Read and write the state in ``backend`` from now on."""
-        self.backend = backend
         self.cache = StateCache(
             backend, self.settings.retry_after, self.settings.check_interval, on_change=self._on_change
         )
