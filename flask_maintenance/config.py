@@ -1,41 +1,239 @@
-"""Config keys, their defaults, and the validated settings the request path reads."""
+"""Config keys: each one's default, what it accepts and what it means, in one table.
+
+:data:`KEYS` is the single source: ``init_app`` sets the defaults and validates with it, and the
+documentation's configuration table is generated from it, so the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 
+from . import rules
 from .errors import ConfigurationError
-from .state import BLOCKING_MODES, MAX_RETRY, MODES
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@dataclass(frozen=True)
+class Key:
+    """One ``MAINTENANCE_*`` config key."""
+
+    #: The config key.
+    name: str
+    #: The :class:`Settings` field it fills.
+    field: str
+    #: Its default: a value, or a function of the app for defaults that depend on it.
+    default: Any
+    #: Validates a configured value (``key.parse(value, key.name)``) into what the field holds.
+    parse: Callable[[Any, str], Any]
+    #: What it accepts, in a few words (for the docs).
+    accepts: str
+    #: What it means (for the docs; reStructuredText).
+    doc: str
+    #: The default as the docs show it, when it is not a plain value.
+    shown_default: str | None = None
+
+    def default_for(self, app: Flask) -> Any:
+        return self.default(app) if callable(self.default) else self.default
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    """A list of strings; a single comma-separated string is accepted (handy from env vars)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, Iterable) or not all(isinstance(item, str) for item in value):
+        raise ConfigurationError(f"{key} must be a list of strings, not {value!r}")
+    return tuple(item.strip() for item in value if item.strip())
+
+
+def _text(value: Any, key: str) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{key} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _absolute_path(value: Any, key: str) -> str:
+    path = _text(value, key)
+    if not os.path.isabs(path):
+        raise ConfigurationError(
+            f"{key} must be an absolute path (the app, the CLI and cron run in different folders), "
+            f"not {path!r}"
+        )
+    return path
+
+
+def _optional_text(value: Any, key: str) -> str | None:
+    return None if value is None or value == "" else _text(value, key)
+
+
+def _flag(value: Any, key: str) -> bool:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off", ""}:
+            return False
+    if isinstance(value, bool | int) and value in (0, 1):
+        return bool(value)
+    raise ConfigurationError(f"{key} must be True or False, not {value!r}")
+
+
+def _interval(value: Any, key: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{key} must be a number of seconds, not {value!r}") from None
+    if isinstance(value, bool) or not 0 <= seconds <= 3600:
+        raise ConfigurationError(f"{key} must be between 0 and 3600 seconds, not {value!r}")
+    return seconds
+
+
+def _paths(value: Any, key: str) -> tuple[str, ...]:
+    paths = _names(value, key)
+    for path in paths:
+        if not path.startswith("/"):
+            raise ConfigurationError(f"{key}: path prefix {path!r} must start with '/'")
+    return paths
+
+
+def _status_path(value: Any, key: str) -> str:
+    path = _text(value, key).rstrip("/")
+    if not path.startswith("/") or len(path) < 2:
+        raise ConfigurationError(f"{key} must be a path such as '/_maintenance', not {value!r}")
+    return path
+
+
+def _networks(value: Any, key: str) -> tuple[IPNetwork, ...]:
+    networks = []
+    for entry in _names(value, key):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigurationError(
+                f"{key}: {entry!r} is not an IP address or CIDR range such as 10.0.0.0/8"
+            ) from None
+    return tuple(networks)
+
+
+def _modes(value: Any, key: str) -> frozenset[str]:
+    return frozenset(rules.mode(mode, f"{key}: each mode") for mode in _names(value, key))
+
+
+def _name_set(value: Any, key: str) -> frozenset[str]:
+    return frozenset(_names(value, key))
+
+
+def _default_lock_file(app: Flask) -> str:
+    return os.path.join(app.instance_path, "maintenance.lock")
+
+
+KEYS: tuple[Key, ...] = (
+    Key(
+        "MAINTENANCE_BACKEND", "backend", "file", _text,
+        "``\"file\"`` or a ``redis://``, ``rediss://`` or ``unix://`` URL",
+        "Where the state lives: the lock file below, or Redis for several servers sharing one "
+        "switch (``pip install \"flask-maintenance-mode[redis]\"``).",
+    ),
+    Key(
+        "MAINTENANCE_LOCK_FILE", "lock_file", _default_lock_file, _absolute_path,
+        "an absolute path",
+        "The lock file of the file backend: while it exists, maintenance is on. Every process "
+        "(web workers, the CLI, cron) must see the same path. Its folder is created on ``on`` "
+        "only when it is the app's instance folder.",
+        shown_default="``<instance folder>/maintenance.lock``",
+    ),
+    Key(
+        "MAINTENANCE_REDIS_KEY", "redis_key", "flask-maintenance:state", _text,
+        "a non-empty string",
+        "The Redis key of the state (the plan is kept in ``<key>:plan``).",
+    ),
+    Key(
+        "MAINTENANCE_RETRY_AFTER", "retry_after", 60, rules.seconds,
+        f"0 to {rules.MAX_SECONDS} seconds, or ``90s``, ``5m``, ``1h``",
+        "``Retry-After`` when ``on`` is given no ``--retry``, for a lock file without one "
+        "(``touch``), and once an expected end has passed.",
+    ),
+    Key(
+        "MAINTENANCE_API_PREFIXES", "api_prefixes", ("/api",), _paths,
+        "path prefixes",
+        "Paths that always get ``application/problem+json`` instead of the HTML page.",
+    ),
+    Key(
+        "MAINTENANCE_ALLOWED_IPS", "allowed_networks", (), _networks,
+        "IP addresses and CIDR ranges",
+        "Addresses that pass maintenance, matched against ``request.remote_addr`` (behind a "
+        "proxy, install :class:`~werkzeug.middleware.proxy_fix.ProxyFix`).",
+    ),
+    Key(
+        "MAINTENANCE_ALLOWED_PATHS", "allowed_paths", (), _paths,
+        "path prefixes",
+        "Paths that are always served, in every mode (health checks, payment webhooks).",
+    ),
+    Key(
+        "MAINTENANCE_CHECK_INTERVAL", "check_interval", 1.0, _interval,
+        "0 to 3600 seconds",
+        "How long each process keeps one reading of the state; ``0`` reads it on every request.",
+    ),
+    Key(
+        "MAINTENANCE_STATUS_PATH", "status_path", "/_maintenance", _status_path,
+        "a path",
+        "The public JSON status, always served; the page polls it and the bypass link lives "
+        "under it (``<path>/bypass/<token>``).",
+    ),
+    Key(
+        "MAINTENANCE_STATUS_CORS", "status_cors", (), _name_set,
+        "origins, or ``\"*\"``",
+        "Origins that may read the status path from another site.",
+    ),
+    Key(
+        "MAINTENANCE_TEMPLATE", "template", None, _optional_text,
+        "a template name, or ``None``",
+        "A Jinja template that replaces the built-in page. It gets ``maintenance`` (the state), "
+        "``feature``, ``retry_after`` and ``readonly``; if it fails, the built-in page is sent.",
+    ),
+    Key(
+        "MAINTENANCE_BYPASS_COOKIE", "bypass_cookie", "maintenance_bypass", _text,
+        "a cookie name",
+        "The cookie the secret bypass link sets.",
+    ),
+    Key(
+        "MAINTENANCE_BYPASS_MAX_AGE", "bypass_max_age", 12 * 3600, rules.seconds,
+        f"0 to {rules.MAX_SECONDS} seconds, or ``90s``, ``5m``, ``1h``",
+        "How long that cookie lasts (also checked in its signature).",
+    ),
+    Key(
+        "MAINTENANCE_FAST_PATH", "fast_path", True, _flag,
+        "``True`` or ``False``",
+        "Refuse what can be decided without Flask in a WSGI layer, before Flask's request cycle "
+        "(see :doc:`performance`). ``False`` leaves every request to the hook.",
+    ),
+    Key(
+        "MAINTENANCE_CLI_EXEMPT", "cli_exempt", (), _name_set,
+        "command names or paths such as ``\"db upgrade\"``",
+        "The app's commands that keep running during maintenance.",
+    ),
+    Key(
+        "MAINTENANCE_CLI_BLOCK_MODES", "cli_block_modes", rules.BLOCKING_MODES, _modes,
+        "modes",
+        "The modes in which the app's commands, guarded functions and cron lines are refused "
+        "(``banner`` never blocks).",
+    ),
+)
+
+
 def defaults(app: Flask) -> dict[str, Any]:
-    """Every config key with its default (documented in the README's configuration table)."""
-    return {
-        "MAINTENANCE_BACKEND": "file",
-        "MAINTENANCE_LOCK_FILE": os.path.join(app.instance_path, "maintenance.lock"),
-        "MAINTENANCE_REDIS_KEY": "flask-maintenance:state",
-        "MAINTENANCE_RETRY_AFTER": 60,
-        "MAINTENANCE_API_PREFIXES": ("/api",),
-        "MAINTENANCE_ALLOWED_IPS": (),
-        "MAINTENANCE_ALLOWED_PATHS": (),
-        "MAINTENANCE_CHECK_INTERVAL": 1.0,
-        "MAINTENANCE_STATUS_PATH": "/_maintenance",
-        "MAINTENANCE_STATUS_CORS": (),
-        "MAINTENANCE_TEMPLATE": None,
-        "MAINTENANCE_BYPASS_COOKIE": "maintenance_bypass",
-        "MAINTENANCE_BYPASS_MAX_AGE": 12 * 3600,
-        "MAINTENANCE_FAST_PATH": True,
-        "MAINTENANCE_CLI_EXEMPT": (),
-        "MAINTENANCE_CLI_BLOCK_MODES": BLOCKING_MODES,
-    }
+    """Every config key with its default for ``app``."""
+    return {key.name: key.default_for(app) for key in KEYS}
 
 
 @dataclass(frozen=True)
@@ -60,104 +258,9 @@ class Settings:
     cli_block_modes: frozenset[str]
 
     @classmethod
-    def from_config(cls, config: Any) -> Settings:
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
         """Validate the ``MAINTENANCE_*`` keys.
 
         :raises ConfigurationError: naming the key whose value is wrong.
         """
-        return cls(
-            backend=_text(config, "MAINTENANCE_BACKEND"),
-            lock_file=_text(config, "MAINTENANCE_LOCK_FILE"),
-            redis_key=_text(config, "MAINTENANCE_REDIS_KEY"),
-            retry_after=_seconds(config, "MAINTENANCE_RETRY_AFTER"),
-            api_prefixes=_paths(config, "MAINTENANCE_API_PREFIXES"),
-            allowed_networks=_networks(config, "MAINTENANCE_ALLOWED_IPS"),
-            allowed_paths=_paths(config, "MAINTENANCE_ALLOWED_PATHS"),
-            check_interval=_interval(config, "MAINTENANCE_CHECK_INTERVAL"),
-            status_path=_status_path(config, "MAINTENANCE_STATUS_PATH"),
-            status_cors=frozenset(_names(config, "MAINTENANCE_STATUS_CORS")),
-            template=config["MAINTENANCE_TEMPLATE"] or None,
-            bypass_cookie=_text(config, "MAINTENANCE_BYPASS_COOKIE"),
-            bypass_max_age=_seconds(config, "MAINTENANCE_BYPASS_MAX_AGE"),
-            fast_path=bool(config["MAINTENANCE_FAST_PATH"]),
-            cli_exempt=frozenset(_names(config, "MAINTENANCE_CLI_EXEMPT")),
-            cli_block_modes=frozenset(_modes(config, "MAINTENANCE_CLI_BLOCK_MODES")),
-        )
-
-
-def _names(config: Any, key: str) -> tuple[str, ...]:
-    """A list of strings; a single comma-separated string is accepted (handy from env vars)."""
-    value = config[key]
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        value = value.split(",")
-    if not isinstance(value, Iterable) or not all(isinstance(item, str) for item in value):
-        raise ConfigurationError(f"{key} must be a list of strings, not {value!r}")
-    return tuple(item.strip() for item in value if item.strip())
-
-
-def _text(config: Any, key: str) -> str:
-    value = config[key]
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"{key} must be a non-empty string, not {value!r}")
-    return value
-
-
-def _seconds(config: Any, key: str) -> int:
-    value = config[key]
-    if isinstance(value, str) and value.strip().isdecimal():  # isdigit() accepts "²", int() not
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETRY:
-        raise ConfigurationError(
-            f"{key} must be a whole number of seconds from 0 to {MAX_RETRY}, not {value!r}"
-        )
-    return value
-
-
-def _interval(config: Any, key: str) -> float:
-    value = config[key]
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"{key} must be a number of seconds, not {value!r}") from None
-    if isinstance(value, bool) or not 0 <= seconds <= 3600:
-        raise ConfigurationError(f"{key} must be between 0 and 3600 seconds, not {value!r}")
-    return seconds
-
-
-def _paths(config: Any, key: str) -> tuple[str, ...]:
-    paths = _names(config, key)
-    for path in paths:
-        if not path.startswith("/"):
-            raise ConfigurationError(f"{key}: path prefix {path!r} must start with '/'")
-    return paths
-
-
-def _status_path(config: Any, key: str) -> str:
-    path = _text(config, key).rstrip("/")
-    if not path.startswith("/") or len(path) < 2:
-        raise ConfigurationError(f"{key} must be a path such as '/_maintenance', not {config[key]!r}")
-    return path
-
-
-def _networks(config: Any, key: str) -> tuple[IPNetwork, ...]:
-    networks = []
-    for entry in _names(config, key):
-        try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            raise ConfigurationError(
-                f"{key}: {entry!r} is not an IP address or CIDR range such as 10.0.0.0/8"
-            ) from None
-    return tuple(networks)
-
-
-def _modes(config: Any, key: str) -> tuple[str, ...]:
-    modes = _names(config, key)
-    for mode in modes:
-        if mode not in MODES:
-            raise ConfigurationError(f"{key}: unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    return modes
+        return cls(**{key.field: key.parse(config[key.name], key.name) for key in KEYS})

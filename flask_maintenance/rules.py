@@ -1,0 +1,120 @@
+"""What an operator, the config and the Python API may set: each limit once, with its check.
+
+Every check takes the value and the ``label`` to name in its error (a config key, a command-line
+option or an argument), and raises :class:`ConfigurationError` with one line that says what is
+accepted. The writes, the config and the command line all call these, so no limit is written twice.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from .errors import ConfigurationError
+from .times import MAX_DURATION, format_instant, parse_duration, parse_instant, utcnow
+
+MODES = ("full", "readonly", "banner")
+#: Modes in which requests (and, by default, commands) are refused.
+BLOCKING_MODES = ("full", "readonly")
+#: How much each mode refuses: ``run`` and ``window`` only ever switch to a stronger mode.
+STRENGTH = {"banner": 1, "readonly": 2, "full": 3}
+#: Longest message, in characters: pages and headers stay small.
+MAX_MESSAGE_LENGTH = 2000
+#: Longest Retry-After, bypass cookie lifetime or window: a year.
+MAX_SECONDS = int(MAX_DURATION.total_seconds())
+#: Feature names: what a blueprint may be called, plus dashes.
+FEATURE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def mode(value: object, label: str = "mode") -> str:
+    """One of :data:`MODES`, spelled exactly."""
+    if not isinstance(value, str) or value not in MODES:
+        raise ConfigurationError(f"{label} must be one of {', '.join(MODES)}, not {value!r}")
+    return value
+
+
+def seconds(value: object, label: str = "seconds") -> int:
+    """A whole number of seconds from 0 to a year: an int, digits, or units such as 90s, 5m, 1h."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdecimal() and len(text) <= 12:
+            value = int(text)
+        elif text and not text.isdecimal():
+            try:
+                value = int(parse_duration(text).total_seconds())
+            except ConfigurationError:
+                pass  # reported below with the accepted forms
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SECONDS:
+        raise ConfigurationError(
+            f"{label} must be a whole number of seconds from 0 to {MAX_SECONDS} "
+            f"(or 90s, 5m, 1h), not {value!r}"
+        )
+    return value
+
+
+def message(value: object, label: str = "message") -> str | None:
+    """Text of at most :data:`MAX_MESSAGE_LENGTH` characters; empty or blank means no message."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{label} must be text, not {type(value).__name__}")
+    if not value.strip():
+        return None
+    if len(value) > MAX_MESSAGE_LENGTH:
+        raise ConfigurationError(
+            f"{label} is too long ({len(value)} characters; at most {MAX_MESSAGE_LENGTH})"
+        )
+    return encodable(value)
+
+
+def encodable(text: str) -> str:
+    """``text`` with lone surrogates as ``?``.
+
+    A message typed with a non-UTF-8 byte on the command line carries one (``"caf\\udce9"``),
+    and no page or header can encode it.
+    """
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def feature_name(value: object, label: str = "feature") -> str:
+    """A name a blueprint could have: letters, digits, ``_``, ``.`` and ``-``, at most 100."""
+    if not isinstance(value, str) or not FEATURE_NAME.fullmatch(value):
+        raise ConfigurationError(
+            f"{label} must be a feature name (letters, digits, '_', '.', '-'), not {value!r}"
+        )
+    return value
+
+
+def instant(value: object, label: str = "time") -> datetime:
+    """An ISO 8601 text with a zone, or a timezone-aware datetime; returned in UTC, to the second."""
+    if isinstance(value, str):
+        try:
+            moment = parse_instant(value)
+        except ConfigurationError as error:
+            raise ConfigurationError(f"{label}: {error}") from None
+    elif isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ConfigurationError(f"{label} must be timezone-aware, not {value.isoformat()}")
+        moment = value
+    else:
+        raise ConfigurationError(f"{label} must be a time such as 2026-11-21T22:00:00Z, not {value!r}")
+    return moment.replace(microsecond=0)
+
+
+def future_instant(value: object, label: str = "time", now: datetime | None = None) -> datetime:
+    """An :func:`instant` after ``now`` and at most a year ahead."""
+    moment = instant(value, label)
+    now = now or utcnow()
+    if moment <= now:
+        raise ConfigurationError(f"{label} {format_instant(moment)} is in the past")
+    if moment > now + MAX_DURATION:
+        raise ConfigurationError(f"{label} {format_instant(moment)} is more than 366 days away")
+    return moment
+
+
+def duration(value: object, label: str = "duration") -> timedelta:
+    """A length such as ``90``, ``30m``, ``2h`` or ``1h30m``: more than zero, at most a year."""
+    try:
+        return parse_duration(value if isinstance(value, str) else repr(value))
+    except ConfigurationError as error:
+        raise ConfigurationError(f"{label}: {error}") from None
