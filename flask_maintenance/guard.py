@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .backends import Backend, FileBackend, backend_from_url
 from .errors import BackendError, ConfigurationError, MaintenanceActive
-from .plan import Plan, features_of, resolve
-from .state import BLOCKING_MODES, State
-from .times import utcnow
+from .model import Plan, State, features_of, resolve
+from .rules import BLOCKING_MODES
+from . import times
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -120,7 +120,7 @@ def backend_guard(backend: Backend, raise_: bool = False) -> Guard:
     def read_state() -> tuple[State, Collection[str]]:
         lock = State.parse(backend.read(), _DEFAULT_RETRY)[0]
         plan = Plan.parse(plan_backend.read())[0]
-        return resolve(lock, plan, utcnow(), _DEFAULT_RETRY), BLOCKING_MODES
+        return resolve(lock, plan, times.utcnow(), _DEFAULT_RETRY), BLOCKING_MODES
 
     return Guard(read_state, raise_=raise_)
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from .config import IPNetwork
 from .errors import ConfigurationError
 from .responses import blocked
-from .state import State
+from .model import State
 
 #: The internal URI the snippet serves the page under (never reachable from outside).
 PAGE_URI = "/__flask_maintenance_page__"

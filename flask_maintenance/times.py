@@ -17,7 +17,11 @@ MAX_DURATION = timedelta(days=366)
 
 
 def utcnow() -> datetime:
-    """The current time, timezone-aware in UTC."""
+    """The current time, timezone-aware in UTC.
+
+    Every module calls it as ``times.utcnow()``, so that tests can move the time of day for the
+    whole package in this one place.
+    """
     return datetime.now(timezone.utc)
 
 

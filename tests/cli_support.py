@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask_maintenance.backends import FileBackend
-from flask_maintenance.state import State
+from flask_maintenance.model import State
 from flask_maintenance.times import utcnow
 
 # The console scripts installed next to the interpreter running the tests.

@@ -16,6 +16,7 @@ from flask import Flask
 from hypothesis.configuration import set_hypothesis_home_dir
 
 import flask_maintenance.cache
+import flask_maintenance.times
 from flask_maintenance import Maintenance
 
 AppFactory = Callable[..., Flask]
@@ -151,5 +152,5 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """The clocks of every state cache built after this fixture (request it before the app)."""
     fake = Clock()
     monkeypatch.setattr(flask_maintenance.cache, "monotonic", fake)
-    monkeypatch.setattr(flask_maintenance.cache, "utcnow", fake.utcnow)
+    monkeypatch.setattr(flask_maintenance.times, "utcnow", fake.utcnow)
     return fake

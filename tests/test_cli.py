@@ -50,11 +50,16 @@ def assert_cli_refused(result: Result) -> None:
 
 
 def snapshot(directory: Path) -> dict[str, bytes | None]:
-    """Every entry of the lock's folder with its bytes (None for folders): the whole state."""
+    """Every entry of the lock's folder with its bytes (None for folders): the whole state.
+
+    The empty ``<lock>.flock`` that writers hold while they write is not state, and may appear.
+    """
     if not directory.exists():
         return {}
     return {
-        entry.name: (entry.read_bytes() if entry.is_file() else None) for entry in sorted(directory.iterdir())
+        entry.name: (entry.read_bytes() if entry.is_file() else None)
+        for entry in sorted(directory.iterdir())
+        if not entry.name.endswith(".flock")
     }
 
 
@@ -118,7 +123,7 @@ class TestOn:
         assert app.config["MAINTENANCE_LOCK_FILE"] == str(instance / "maintenance.lock")
         assert_ok(invoke(app, "on"))
         assert (instance / "maintenance.lock").is_file()
-        assert sorted(os.listdir(instance)) == ["maintenance.lock"]
+        assert sorted(os.listdir(instance)) == ["maintenance.lock", "maintenance.lock.flock"]
 
 
 class TestSecret:
@@ -170,7 +175,7 @@ class TestOffAndStatus:
         assert_ok(result)
         assert "OFF" in result.stdout
         assert not lock_file.exists()
-        assert sorted(os.listdir(lock_file.parent)) == []
+        assert sorted(os.listdir(lock_file.parent)) == [f"{lock_file.name}.flock"]  # no plan, no temp file
         assert app.test_client().get("/").status_code == 200
         assert_ok(invoke(app, "off"))  # already off: not an error
 

@@ -93,7 +93,7 @@ class TestExempt:
         project.switch_on()
         result = project.flask("routes")
         assert result.returncode == 0, result.stderr
-        assert "maintenance_status" in result.stdout
+        assert "flask_maintenance.status" in result.stdout
 
     def test_flask_shell(self, project: Project) -> None:
         # The shell runs PYTHONSTARTUP before reading stdin, which is closed: it ends at once.

@@ -30,7 +30,8 @@ import flask_maintenance.bypass
 from flask_maintenance import Maintenance
 from flask_maintenance.bypass import BypassCookie, hash_token, new_token
 from flask_maintenance.responses import FULL_DETAIL
-from flask_maintenance.state import MAX_MESSAGE_LENGTH, State
+from flask_maintenance.model import State
+from flask_maintenance.rules import MAX_MESSAGE_LENGTH
 
 AppFactory = Callable[..., Flask]
 

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from flask_maintenance import Maintenance
 from flask_maintenance.errors import ConfigurationError
 from flask_maintenance.responses import blocked, public_status
-from flask_maintenance.state import MAX_MESSAGE_LENGTH, MAX_RETRY, MODES, State
+from flask_maintenance.model import State
+from flask_maintenance.rules import MAX_MESSAGE_LENGTH, MODES
+from flask_maintenance.rules import MAX_SECONDS as MAX_RETRY
 from flask_maintenance.times import MAX_DURATION, parse_duration, parse_instant
 
 # No example database in the repository, no flaky deadlines on a busy machine, a quick suite.

@@ -17,7 +17,7 @@ from types import TracebackType
 import pytest
 
 from flask_maintenance.backends import FileBackend
-from flask_maintenance.state import State
+from flask_maintenance.model import State
 
 #: Every wait in these tests is bounded by this many seconds.
 TIMEOUT = 60.0
@@ -145,7 +145,7 @@ def test_racing_cli_on_and_off_end_in_one_of_the_two_states_and_readers_never_se
 WRITER = """
 import sys, time
 from flask_maintenance.backends import FileBackend
-from flask_maintenance.state import State
+from flask_maintenance.model import State
 
 path, label, mode, start_at, seconds = sys.argv[1:6]
 backend = FileBackend(path)
@@ -166,7 +166,7 @@ print(count)
 
 NAIVE_WRITER = """
 import sys, time
-from flask_maintenance.state import State
+from flask_maintenance.model import State
 
 path, label, mode, start_at, seconds = sys.argv[1:6]
 data = State(active=True, mode=mode, message=label * 1500).to_json()

@@ -39,7 +39,7 @@ class TestRun:
         assert (during["mode"], during["retry"]) == ("readonly", 30)
         assert during["message"] == "Upgrading the database"
         assert not project.lock_file.exists()
-        assert "maintenance is off" in result.stderr
+        assert "maintenance is off" in result.stderr.lower()
 
     def test_the_gated_command_is_refused_outside_run(self, project: Project) -> None:
         # What makes the test above meaningful: the same step without `run` is refused.
@@ -55,7 +55,7 @@ class TestRun:
         assert result.returncode == 3
         assert project.ran("step") == 1
         assert project.lock_file.exists()
-        assert "maintenance stays on" in result.stderr
+        assert "maintenance stays on" in result.stderr.lower()
         assert "maintenance is on" in project.flask("maintenance", "status").stdout.lower()
 
     def test_off_after_failure_when_asked(self, project: Project) -> None:
@@ -72,14 +72,17 @@ class TestRun:
         assert project.lock_file.read_bytes() == before
         assert "already on" in result.stderr
 
-    @pytest.mark.parametrize("flag", [None, "--off-on-failure"])
-    def test_command_not_found(self, project: Project, flag: str | None) -> None:
+    @pytest.mark.parametrize("flag", [None, "--keep-on-failure", "--off-on-failure"])
+    def test_a_command_that_cannot_start_gives_back_the_state_there_was(
+        self, project: Project, flag: str | None
+    ) -> None:
         args = ["maintenance", "run", *([flag] if flag else []), "--", "no-such-command-anywhere"]
         result = project.flask(*args)
         assert result.returncode == 127
         assert "cannot run no-such-command-anywhere" in result.stderr
-        # A failure like any other: on by default, off when asked.
-        assert project.lock_file.exists() is (flag is None)
+        # Nothing ran, so there is nothing to keep the site safe from: off again.
+        assert not project.lock_file.exists()
+        assert "maintenance is off" in result.stderr.lower()
 
     @pytest.mark.parametrize(
         ("exit_status", "stays_on"),

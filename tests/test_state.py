@@ -18,7 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_maintenance import BackendError, Maintenance, State
-from flask_maintenance.state import MAX_RETRY, MAX_STATE_BYTES, MODES
+from flask_maintenance.backends.base import MAX_DOCUMENT_BYTES as MAX_STATE_BYTES
+from flask_maintenance.rules import MAX_SECONDS as MAX_RETRY
+from flask_maintenance.rules import MODES
 
 AppFactory = Callable[..., Flask]
 
@@ -308,10 +310,12 @@ class TestRoundTrip:
 
 
 class TestAtomicWrite:
-    def test_enable_leaves_only_the_lock_file(self, app: Flask, maintenance: Maintenance, lock_file: Path) -> None:
+    def test_enable_leaves_only_the_lock_file_and_its_update_lock(
+        self, app: Flask, maintenance: Maintenance, lock_file: Path
+    ) -> None:
         for mode in MODES:
             maintenance.enable(mode=mode, message=f"now {mode}", app=app)
-        assert sorted(os.listdir(lock_file.parent)) == [lock_file.name]
+        assert sorted(os.listdir(lock_file.parent)) == [lock_file.name, f"{lock_file.name}.flock"]
         # Readable by the proxy and other users, not just the one who switched it on.
         assert stat.S_IMODE(lock_file.stat().st_mode) == 0o644
 
@@ -351,7 +355,7 @@ class TestAtomicWrite:
         lock_file.mkdir(parents=True)  # rename onto a directory fails
         with pytest.raises(BackendError):
             maintenance.enable(message="never", app=app)
-        assert sorted(os.listdir(lock_file.parent)) == [lock_file.name]
+        assert sorted(os.listdir(lock_file.parent)) == [lock_file.name, f"{lock_file.name}.flock"]
         assert lock_file.is_dir() and list(lock_file.iterdir()) == []
 
     def test_readers_never_see_half_a_file(self, app: Flask, maintenance: Maintenance, lock_file: Path) -> None:
