@@ -15,12 +15,16 @@ from typing import Any
 
 from flask import Flask, Response, after_this_request, render_template, request
 
-from .gate import Action, Gate
+from .gate import IDLE, Action, Gate
 from .model import Feature, State, features_of
 from .responses import banner_header
 from .signals import request_blocked
 
 logger = logging.getLogger("flask_maintenance")
+
+# Module constants: an enum member looked up on its class costs more than the hook's real work.
+_PASS, _ASK_FEATURES = Action.PASS, Action.ASK_FEATURES
+_ASK = (Action.ASK_RULES, Action.ASK_FEATURES)
 
 
 def request_hook(
@@ -30,16 +34,21 @@ def request_hook(
 
     def check_maintenance() -> Response | None:
         verdict = gate.verdict.get()
-        if verdict is None:  # no fast path in front of this request
-            verdict = gate.decide(gate.cache.get(), request.environ)
+        if verdict is IDLE:  # every request while off: keep it to this one comparison
+            return None
+        if verdict is None:  # no fast path in front of this request: decide here
+            state = gate.cache.get()
+            if state.idle:
+                return None
+            verdict = gate.decide(state, request.environ)
         action, state, as_json = verdict
         feature = None
-        if action is Action.ASK_FEATURES:
+        if action is _ASK_FEATURES:
             feature = switched_off_feature(app, state, blueprint_features)
         passes = (
-            action is Action.PASS
-            or (action is Action.ASK_FEATURES and feature is None)
-            or (action in (Action.ASK_RULES, Action.ASK_FEATURES) and _a_rule_passes(app, gate))
+            action is _PASS
+            or (action is _ASK_FEATURES and feature is None)
+            or (action in _ASK and _a_rule_passes(app, gate))
         )
         if not passes:
             return refusal(app, gate, state, as_json, feature)
