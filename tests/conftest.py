@@ -25,6 +25,15 @@ AppFactory = Callable[..., Flask]
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "flask-maintenance-hypothesis")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # The one way the tests may write into the repository, and only when asked.
+    parser.addoption(
+        "--update-screenshots",
+        action="store_true",
+        help="write the browser tests' screenshots into docs/screenshots/ (default: a temporary folder)",
+    )
+
+
 @pytest.fixture
 def make_app(tmp_path: Path) -> AppFactory:
     """Build a small app whose instance folder (and so lock file) lives in ``tmp_path``.

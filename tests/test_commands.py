@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from cli_support import Project, assert_refused, make_project
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def project(tmp_path: Path) -> Project:

@@ -219,6 +219,7 @@ def assert_skipped(result: subprocess.CompletedProcess[str], status: int = 75, m
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 class TestGuardScript:
     def test_lock_file_on_skips_off_runs(self, project: Project) -> None:
         lock = str(project.lock_file)

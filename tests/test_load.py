@@ -28,6 +28,8 @@ from loadsupport import (
     toggling,
 )
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("gunicorn", reason="the load tests need gunicorn (pip install -e .[test])")
 
 #: Seconds of load per mode: under ~30 s in all, so that the suite stays quick.

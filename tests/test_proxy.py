@@ -177,6 +177,7 @@ class TestNginxConfig:
         )
 
 
+@pytest.mark.slow
 class TestRealNginx:
     """Debian's nginx with the generated snippet in front of the app under gunicorn."""
 

@@ -115,6 +115,7 @@ def test_the_plugin_is_registered_through_the_pytest11_entry_point() -> None:
     assert plugins.get("flask_maintenance") == "flask_maintenance.pytest_plugin"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("real_state", ["absent", "on in production"])
 def test_an_apps_test_suite_uses_the_fixture(pytester: pytest.Pytester, real_state: str) -> None:
     real_dir = pytester.path / "srv" / "instance"
@@ -134,6 +135,7 @@ def test_an_apps_test_suite_uses_the_fixture(pytester: pytest.Pytester, real_sta
     assert sorted(p.name for p in real_dir.iterdir()) == ([] if before is None else ["maintenance.lock"])
 
 
+@pytest.mark.slow
 def test_it_needs_the_apps_app_fixture(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_no_app="""
@@ -146,6 +148,7 @@ def test_it_needs_the_apps_app_fixture(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*fixture 'app' not found*"])
 
 
+@pytest.mark.slow
 def test_an_app_without_the_extension_fails_clearly(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_plain_app=textwrap.dedent(

@@ -19,6 +19,8 @@ import pytest
 from flask_maintenance.backends import FileBackend
 from flask_maintenance.model import State
 
+pytestmark = pytest.mark.slow
+
 #: Every wait in these tests is bounded by this many seconds.
 TIMEOUT = 60.0
 CLI_ROUNDS = 6

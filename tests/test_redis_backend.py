@@ -42,7 +42,7 @@ BOUNDED = 1.0
 UNAVAILABLE = "maintenance state unavailable"
 
 
-@pytest.fixture(params=["file", "redis"])
+@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.slow)])
 def backend_config(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     """The config that puts an app on one backend; apps built with it share the state."""
     if request.param == "file":
@@ -209,6 +209,7 @@ class TestConfiguration:
         assert backend.describe() == "redis redis://127.0.0.1:6379/3 key flask-maintenance:state"
 
 
+@pytest.mark.slow
 class TestRedisCache:
     """At most one Redis round trip per check interval per process, whatever the request rate."""
 
@@ -329,6 +330,7 @@ class TestRedisFailures:
         assert len(warnings_about_the_backend(caplog)) == 1
         assert "Timeout" in warnings_about_the_backend(caplog)[0]
 
+    @pytest.mark.slow
     def test_paused_redis_keeps_the_last_known_state(
         self, clock: Clock, make_app: AppFactory, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
     ) -> None:
@@ -350,6 +352,7 @@ class TestRedisFailures:
         clock.advance(1.1)
         assert self.timed_get(app)[0] == 200
 
+    @pytest.mark.slow
     def test_redis_stopped_mid_run_then_restarted(
         self, clock: Clock, make_app: AppFactory, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
     ) -> None:
@@ -402,6 +405,7 @@ class TestRedisFailures:
         assert "cannot read the state in redis redis://127.0.0.1:" in result.stderr
         assert REDIS_PASSWORD not in result.stderr
 
+    @pytest.mark.slow
     def test_guard_with_a_wrong_password_skips(self, redis_server: RedisServer, tmp_path: Path) -> None:
         marker = tmp_path / "job-ran"
         result = run_guard("--backend", redis_server.url.replace(REDIS_PASSWORD, "not-the-password"), marker=marker)
@@ -411,6 +415,7 @@ class TestRedisFailures:
         assert "not-the-password" not in result.stderr
 
 
+@pytest.mark.slow
 class TestFleet:
     """Two gunicorn servers (one process each) sharing one Redis, switched by a real `flask`."""
 

@@ -29,6 +29,7 @@ def step(project: Project, script: str) -> list[str]:
 MIGRATE = 'test -f "$1" && cp "$1" "$3/lock-during-step" && "$2" db upgrade'
 
 
+@pytest.mark.slow
 class TestRun:
     def test_on_during_command_off_after_success(self, project: Project) -> None:
         options = ["--mode", "readonly", "--retry", "30", "--message", "Upgrading the database"]
