@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
+from conftest import Clock
 from flask import Flask, render_template_string
 
 import flask_maintenance.cli
@@ -22,8 +23,6 @@ from flask_maintenance.guard import skip_during_maintenance
 from flask_maintenance.plan import Plan, Schedule, resolve
 from flask_maintenance.state import OFF
 from flask_maintenance.times import format_instant
-
-from conftest import Clock
 
 AppFactory = Callable[..., Flask]
 
