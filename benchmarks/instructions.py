@@ -79,8 +79,8 @@ def _count(valgrind: str, variant: str, lock: str, requests: int) -> int:
 
 
 def _child(variant: str, lock: str, requests: int) -> None:
-    from inprocess import make_call
     from apps import create_app
+    from inprocess import make_call
 
     call = make_call(create_app(variant, lock_file=lock))
     for _ in range(WARM_UP):

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import itsdangerous.timed
 import pytest
@@ -35,7 +35,7 @@ def cookie_attributes(header: str) -> set[str]:
 
 
 class TestAllowedAddresses:
-    ALLOWED = ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::1"]
+    ALLOWED: ClassVar[list[str]] = ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::1"]
 
     @fast_path
     @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def proxied_app(tmp_path: Path, *, proxy_fix_first: bool, fast: bool) -> Flask:
 
 
 class TestBehindProxyFix:
-    PROXY = {"REMOTE_ADDR": "127.0.0.1"}
+    PROXY: ClassVar[dict[str, str]] = {"REMOTE_ADDR": "127.0.0.1"}
 
     @fast_path
     @pytest.mark.parametrize("proxy_fix_first", [True, False], ids=["proxyfix-before", "proxyfix-after"])

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Clock
 from flask import Blueprint, Flask, Response, session
 from flask.sessions import SecureCookieSessionInterface
 
 from flask_maintenance import Maintenance, MaintenanceError
-
-from conftest import Clock
 
 AppFactory = Callable[..., Flask]
 

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-
 from loadsupport import (
     CHECK_INTERVAL,
     PROBES,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import textwrap
 from importlib.metadata import entry_points
-from pathlib import Path
 
 import pytest
 

@@ -125,7 +125,7 @@ def test_racing_cli_on_and_off_end_in_one_of_the_two_states_and_readers_never_se
             if round_ % 4 >= 2:
                 pair = pair[::-1]
             processes = [start_flask(app_module, *args) for args in pair]
-            for process, args in zip(processes, pair):
+            for process, args in zip(processes, pair, strict=True):
                 returncode, error = finish(process)
                 assert returncode == 0, (args, error)
             state, warning = final_state(lock)

@@ -14,6 +14,7 @@ from flask import Flask
 
 from flask_maintenance import Maintenance
 
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path / "project")
@@ -157,11 +158,13 @@ class TestWindow:
         maintenance.enable(mode="full", message="Moving the data centre", app=app)
         lock = Path(app.config["MAINTENANCE_LOCK_FILE"])
         before = lock.read_bytes()
-        with pytest.raises(RuntimeError) if fails else nullcontext():
-            with maintenance.window(mode="readonly", off_on_failure=True, app=app) as state:
-                assert (state.mode, state.message) == ("full", "Moving the data centre")
-                if fails:
-                    raise RuntimeError("step failed")
+        with (
+            pytest.raises(RuntimeError) if fails else nullcontext(),
+            maintenance.window(mode="readonly", off_on_failure=True, app=app) as state,
+        ):
+            assert (state.mode, state.message) == ("full", "Moving the data centre")
+            if fails:
+                raise RuntimeError("step failed")
         assert lock.read_bytes() == before
 
     def test_uses_current_app(self, app: Flask, maintenance: Maintenance) -> None:

@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 from click.testing import Result
+from conftest import Clock
 from flask import Flask, render_template_string
 
 from flask_maintenance import ConfigurationError, Maintenance
 from flask_maintenance.guard import skip_during_maintenance
 from flask_maintenance.model import OFF, Plan, Schedule, resolve
 from flask_maintenance.times import format_instant
-
-from conftest import Clock
 
 AppFactory = Callable[..., Flask]
 

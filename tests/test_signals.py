@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 from blinker import Signal
+from conftest import Clock
 from flask import Blueprint, Flask
 
 import flask_maintenance
 from flask_maintenance import Maintenance, State, maintenance_disabled, maintenance_enabled, request_blocked
-
-from conftest import Clock
 
 AppFactory = Callable[..., Flask]
 
