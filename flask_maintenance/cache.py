@@ -11,10 +11,10 @@ from typing import Generic, TypeVar
 
 from cachetools import TTLCache
 
+from . import times
 from .backends import Backend, Damaged, Raw
 from .errors import BackendError
 from .model import OFF, Plan, State, resolve
-from . import times
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -92,9 +92,7 @@ class StateCache:
         self._fresh_until = float("-inf")
         self._known = False
         # Backend failures already warned about, each forgotten after one interval.
-        self._warned: TTLCache[str, bool] = TTLCache(
-            maxsize=16, ttl=max(interval, 1.0), timer=self._timer
-        )
+        self._warned: TTLCache[str, bool] = TTLCache(maxsize=16, ttl=max(interval, 1.0), timer=self._timer)
 
     @property
     def plan_backend(self) -> Backend:
@@ -133,7 +131,7 @@ class StateCache:
         if stale:
             # One round trip for both documents where the backend can (Redis MGET).
             raws = self.backend.read_many([document.backend for document in stale])
-            for document, raw in zip(stale, raws):
+            for document, raw in zip(stale, raws, strict=True):
                 document.take(raw)
         lock, plan = self._lock_document.value, self._plan_document.value
         assert lock is not None and plan is not None  # both were read at least once above

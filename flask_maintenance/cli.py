@@ -15,13 +15,12 @@ import click
 from flask import Flask, appcontext_pushed, current_app
 from flask.cli import AppGroup, ScriptInfo
 
-from . import rules
+from . import rules, times
 from .backends import FileBackend
 from .bypass import new_token
 from .errors import ConfigurationError, MaintenanceError
 from .guard import EX_TEMPFAIL, FORCE_ENV, describe, forced
 from .model import State, features_of
-from . import times
 from .times import format_instant
 
 #: Commands that run whatever the state: this group, and Flask's own.
@@ -85,7 +84,9 @@ def _operator_error(error: MaintenanceError) -> click.ClickException:
     return error_class(str(error))
 
 
-def _end(until: datetime | None, duration: timedelta | None, start: datetime | None = None) -> datetime | None:
+def _end(
+    until: datetime | None, duration: timedelta | None, start: datetime | None = None
+) -> datetime | None:
     if until is not None and duration is not None:
         raise BadInput("use either --until or --for, not both")
     if duration is not None:
@@ -94,13 +95,24 @@ def _end(until: datetime | None, duration: timedelta | None, start: datetime | N
 
 
 @maintenance_group.command("on")
-@click.option("--mode", type=MODE, default="full", metavar="|".join(rules.MODES), help="What to refuse (default full).")
-@click.option("--retry", type=SECONDS, metavar="SECONDS", help="Retry-After: seconds or 90s, 5m, 1h (default: MAINTENANCE_RETRY_AFTER).")
+@click.option(
+    "--mode", type=MODE, default="full", metavar="|".join(rules.MODES), help="What to refuse (default full)."
+)
+@click.option(
+    "--retry",
+    type=SECONDS,
+    metavar="SECONDS",
+    help="Retry-After: seconds or 90s, 5m, 1h (default: MAINTENANCE_RETRY_AFTER).",
+)
 @click.option("--message", type=MESSAGE, help="Shown on the page, in the JSON body and in the banner.")
-@click.option("--until", type=FUTURE_INSTANT, metavar="ISO8601", help="Expected end, e.g. 2026-11-21T23:00:00Z.")
+@click.option(
+    "--until", type=FUTURE_INSTANT, metavar="ISO8601", help="Expected end, e.g. 2026-11-21T23:00:00Z."
+)
 @click.option("--for", "duration", type=DURATION, metavar="DURATION", help="Expected length, e.g. 30m or 2h.")
 @click.option("--secret", is_flag=True, help="Generate a bypass link for admins.")
-@click.option("--feature", type=FEATURE, metavar="NAME", help="Switch off just this feature (a blueprint's name, say).")
+@click.option(
+    "--feature", type=FEATURE, metavar="NAME", help="Switch off just this feature (a blueprint's name, say)."
+)
 def maintenance_on(
     mode: str,
     retry: int | None,
@@ -145,10 +157,23 @@ def maintenance_off(feature: str | None) -> None:
 
 
 @maintenance_group.command("schedule")
-@click.option("--at", "starts", required=True, type=FUTURE_INSTANT, metavar="ISO8601", help="Start, e.g. 2026-11-22T02:00:00Z.")
+@click.option(
+    "--at",
+    "starts",
+    required=True,
+    type=FUTURE_INSTANT,
+    metavar="ISO8601",
+    help="Start, e.g. 2026-11-22T02:00:00Z.",
+)
 @click.option("--for", "duration", type=DURATION, metavar="DURATION", help="Length, e.g. 30m or 2h.")
 @click.option("--until", type=FUTURE_INSTANT, metavar="ISO8601", help="End.")
-@click.option("--mode", type=MODE, default="full", metavar="|".join(rules.MODES), help="Mode from the start (default full).")
+@click.option(
+    "--mode",
+    type=MODE,
+    default="full",
+    metavar="|".join(rules.MODES),
+    help="Mode from the start (default full).",
+)
 @click.option("--message", type=MESSAGE, help="Shown in the announcement banner and during the window.")
 @click.option("--auto-off", is_flag=True, help="End by itself at the end time.")
 def maintenance_schedule(
@@ -244,7 +269,13 @@ class _CommandFailed(Exception):
 @maintenance_group.command(
     "run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
 )
-@click.option("--mode", type=MODE, default="full", metavar="|".join(rules.MODES), help="What to refuse at least (default full).")
+@click.option(
+    "--mode",
+    type=MODE,
+    default="full",
+    metavar="|".join(rules.MODES),
+    help="What to refuse at least (default full).",
+)
 @click.option("--retry", type=SECONDS, metavar="SECONDS", help="Retry-After: seconds or 90s, 5m, 1h.")
 @click.option("--message", type=MESSAGE, help="Shown on the page, in the JSON body and in the banner.")
 @click.option(
@@ -471,7 +502,10 @@ def maintenance_render_page(path: str) -> None:
     "--page", metavar="PATH", help="The page nginx serves (default: maintenance.html beside the lock file)."
 )
 @click.option(
-    "--http", "http_level", is_flag=True, help="Print the geo block for MAINTENANCE_ALLOWED_IPS (http {} level)."
+    "--http",
+    "http_level",
+    is_flag=True,
+    help="Print the geo block for MAINTENANCE_ALLOWED_IPS (http {} level).",
 )
 def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
     """Print an nginx snippet to include inside the site's server {} block.
@@ -508,7 +542,9 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
     click.echo(snippet, nl=False)
     _warn_unsearchable(lock_file, "see the lock file")
     if not os.path.exists(page):
-        click.echo(f"warning: {page} does not exist yet: run `flask maintenance render-page {page}`", err=True)
+        click.echo(
+            f"warning: {page} does not exist yet: run `flask maintenance render-page {page}`", err=True
+        )
     else:
         _warn_unsearchable(page, "read the page")
 

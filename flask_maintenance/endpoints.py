@@ -13,10 +13,10 @@ import logging
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from . import times
 from .bypass import safe_next, token_matches
 from .gate import Gate
 from .responses import public_status
-from . import times
 
 logger = logging.getLogger("flask_maintenance")
 

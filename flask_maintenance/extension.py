@@ -191,8 +191,8 @@ class Maintenance:
     ) -> Iterator[State]:
         """Maintenance on for a block, then exactly the state there was before (for tests)::
 
-            with m.enabled(mode="readonly", app=app):
-                assert client.post("/orders").status_code == 503
+        with m.enabled(mode="readonly", app=app):
+            assert client.post("/orders").status_code == 503
         """
         gate = self._gate(app)
         previous = gate.backend.read()

@@ -106,7 +106,9 @@ def _a_rule_passes(app: Flask, gate: Gate) -> bool:
             continue
         if inspect.isawaitable(passed):  # a sync function that returned a coroutine
             getattr(passed, "close", lambda: None)()
-            gate.warn_once(f"maintenance bypass rule {rule.check!r} returned an awaitable; counting it as False")
+            gate.warn_once(
+                f"maintenance bypass rule {rule.check!r} returned an awaitable; counting it as False"
+            )
             continue
         if passed:
             return True

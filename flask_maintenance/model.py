@@ -19,9 +19,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from . import times
 from .backends.base import Damaged, Raw
 from .rules import BLOCKING_MODES, FEATURE_NAME, MAX_MESSAGE_LENGTH, MAX_SECONDS, MODES, encodable
-from . import times
 from .times import format_instant, parse_instant, seconds_until
 
 #: Where ``Maintenance.feature`` records its names on a view, command or function.
@@ -223,9 +223,7 @@ class Plan:
         return replace(self, features=MappingProxyType({**self.features, feature.name: feature}))
 
     def without_feature(self, name: str) -> Plan:
-        return replace(
-            self, features=MappingProxyType({k: v for k, v in self.features.items() if k != name})
-        )
+        return replace(self, features=MappingProxyType({k: v for k, v in self.features.items() if k != name}))
 
     @classmethod
     def parse(cls, raw: Raw) -> tuple[Plan, str | None]:

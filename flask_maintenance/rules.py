@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from .errors import ConfigurationError
 from . import times
+from .errors import ConfigurationError
 from .times import MAX_DURATION, format_instant, parse_duration, parse_instant
 
 MODES = ("full", "readonly", "banner")

@@ -13,16 +13,15 @@ from __future__ import annotations
 import getpass
 import secrets
 import socket
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
-from . import rules
-from .backends import Backend, Damaged, Raw
+from . import rules, times
+from .backends import Backend, Raw
 from .backends.base import MAX_DOCUMENT_BYTES
 from .errors import ConfigurationError, MaintenanceError
 from .model import Feature, Plan, Schedule, State
-from . import times
+
 
 class Writer:
     """Writes one app's state to its backend.
@@ -209,4 +208,3 @@ def _user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this uid, e.g. in some containers
         return None
-

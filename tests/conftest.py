@@ -92,7 +92,7 @@ def app_module(tmp_path: Path) -> Iterator[Path]:
     Its lock file is ``tmp_path/maintenance.lock``, or the ``SUBJECT_LOCK_FILE`` environment
     variable when a test sets it (to point the real CLI at a path it cannot write).
     """
-    source = f'''
+    source = f"""
 import os
 
 from flask import Flask
@@ -109,7 +109,7 @@ maintenance = Maintenance(app)
 @app.get("/")
 def index():
     return "home page"
-'''
+"""
     module = tmp_path / "subject_app.py"
     module.write_text(source)
     yield module
@@ -119,7 +119,9 @@ def index():
 def run_flask(app_module: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the real ``flask`` command against :func:`app_module` and capture its output."""
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "FLASK_APP": app_module.stem, "PYTHONPATH": str(app_module.parent)}
         full_env.pop("FLASK_MAINTENANCE_FORCE", None)
         full_env.update(env or {})

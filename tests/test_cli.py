@@ -74,7 +74,9 @@ class TestOn:
 
     def test_on_with_every_option(self, app: Flask, lock_file: Path) -> None:
         before = datetime.now(timezone.utc).replace(microsecond=0)
-        result = invoke(app, "on", "--mode", "readonly", "--retry", "30", "--message", "Disk swap", "--for", "30m")
+        result = invoke(
+            app, "on", "--mode", "readonly", "--retry", "30", "--message", "Disk swap", "--for", "30m"
+        )
         assert_ok(result)
         record = json.loads(lock_file.read_bytes())
         assert (record["mode"], record["retry"], record["message"]) == ("readonly", 30, "Disk swap")
@@ -186,7 +188,20 @@ class TestOffAndStatus:
         assert not lock_file.exists()
 
     def test_status_shows_who_when_why_and_until_when(self, app: Flask) -> None:
-        assert_ok(invoke(app, "on", "--mode", "readonly", "--retry", "45", "--message", "Disk swap", "--until", f"{SOON}T00:00:00Z"))
+        assert_ok(
+            invoke(
+                app,
+                "on",
+                "--mode",
+                "readonly",
+                "--retry",
+                "45",
+                "--message",
+                "Disk swap",
+                "--until",
+                f"{SOON}T00:00:00Z",
+            )
+        )
         result = invoke(app, "status")
         assert_ok(result)
         out = result.stdout
@@ -216,7 +231,9 @@ class TestOffAndStatus:
         assert record["token_hash"] not in result.stdout
 
     @pytest.mark.parametrize("content", [b"", b"{broken", b"\x00\xff"])
-    def test_status_of_an_empty_or_damaged_lock_file(self, app: Flask, lock_file: Path, content: bytes) -> None:
+    def test_status_of_an_empty_or_damaged_lock_file(
+        self, app: Flask, lock_file: Path, content: bytes
+    ) -> None:
         lock_file.parent.mkdir(parents=True)
         lock_file.write_bytes(content)
         result = invoke(app, "status")
@@ -303,7 +320,17 @@ class TestRealProcess:
     def test_on_status_off(self, run_flask: RunFlask, tmp_path: Path) -> None:
         lock_file = tmp_path / "maintenance.lock"
         on = run_ok(
-            run_flask, "on", "--mode", "readonly", "--retry", "30", "--message", "Disk swap", "--for", "2h", "--secret"
+            run_flask,
+            "on",
+            "--mode",
+            "readonly",
+            "--retry",
+            "30",
+            "--message",
+            "Disk swap",
+            "--for",
+            "2h",
+            "--secret",
         )
         assert "Maintenance is ON (mode readonly)" in on.stdout
         assert re.search(r"bypass link: /_maintenance/bypass/\S{20,}", on.stdout)

@@ -134,7 +134,10 @@ class TestExempt:
 
     @pytest.mark.parametrize(
         ("command", "marker"),
-        [pytest.param(("hello",), "hello", id="app-command"), pytest.param(("plug-sync",), "plug-sync", id="plugin")],
+        [
+            pytest.param(("hello",), "hello", id="app-command"),
+            pytest.param(("plug-sync",), "plug-sync", id="plugin"),
+        ],
     )
     def test_force_environment_variable(
         self, project: Project, command: tuple[str, ...], marker: str
@@ -148,4 +151,3 @@ class TestExempt:
         project.switch_on()
         assert_refused(project.flask("hello", env={"FLASK_MAINTENANCE_FORCE": "0"}))
         assert project.ran("hello") == 0
-

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from flask_maintenance.responses import FULL_DETAIL, PROBLEM_TYPE
 from flask_maintenance.model import State
+from flask_maintenance.responses import FULL_DETAIL, PROBLEM_TYPE
 
 AppFactory = Callable[..., Flask]
 RunFlask = Callable[..., subprocess.CompletedProcess[str]]

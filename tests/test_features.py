@@ -324,9 +324,10 @@ class TestFromTheCommandLine:
         assert done.returncode == 0, done.stderr
         assert "Feature payments is OFF" in done.stdout
         assert not lock_file.exists(), "the site as a whole stays up"
-        assert json.loads((tmp_path / "maintenance.lock.plan").read_text())["features"]["payments"][
-            "message"
-        ] == "Card provider down"
+        assert (
+            json.loads((tmp_path / "maintenance.lock.plan").read_text())["features"]["payments"]["message"]
+            == "Card provider down"
+        )
 
         assert shop.status("/pay", "POST") == 503
         assert shop.status("/") == 200

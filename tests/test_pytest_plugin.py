@@ -16,7 +16,7 @@ from flask_maintenance import Maintenance
 
 pytest_plugins = ["pytester"]
 
-APP_CONFTEST = '''
+APP_CONFTEST = """
 import pytest
 from flask import Flask, request
 
@@ -44,9 +44,9 @@ def app():
 @pytest.fixture
 def client(app):
     return app.test_client()
-'''
+"""
 
-APP_TESTS = '''
+APP_TESTS = """
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -106,7 +106,7 @@ def test_afterwards_the_configured_lock_file_is_back(app, client):
     assert extension.is_active(app=app) is real_on
     assert client.post("/orders").status_code == (503 if real_on else 201)
     assert extension.status(app=app).features == {}
-'''
+"""
 
 
 def test_the_plugin_is_registered_through_the_pytest11_entry_point() -> None:

@@ -224,7 +224,9 @@ def test_two_processes_writing_in_a_tight_loop_never_leave_a_half_written_file(t
     assert reader.reads > 100 and reader.on > 0 and reader.off > 0, vars(reader)
     assert min(counts) > 50, counts
     assert leftover_temp_files(tmp_path) == []
-    print(f"\n[races] writes+clears per process: {counts}; reader: {reader.reads} reads, {reader.on} on, {reader.off} off")
+    print(
+        f"\n[races] writes+clears per process: {counts}; reader: {reader.reads} reads, {reader.on} on, {reader.off} off"
+    )
 
 
 def test_the_reader_does_catch_a_non_atomic_writer(tmp_path: Path) -> None:

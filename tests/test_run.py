@@ -99,8 +99,13 @@ class TestRun:
         )
         argv = [FLASK, "maintenance", "run", "--", *step(project, script)]
         process = subprocess.Popen(
-            argv, cwd=project.root, env=project.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            argv,
+            cwd=project.root,
+            env=project.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             command_pid = int(wait_for_line(project.markers / "ready"))
@@ -172,4 +177,3 @@ class TestWindow:
             with maintenance.window():
                 assert maintenance.is_active()
             assert not maintenance.is_active()
-

@@ -97,8 +97,21 @@ class TestBeforeTheStart:
     def test_the_status_endpoint_has_the_scheduled_object(self, wall: Clock, make_app: AppFactory) -> None:
         app = make_app()
         start, end = wall.utcnow() + timedelta(hours=1), wall.utcnow() + timedelta(hours=2)
-        ok(cli(app, "schedule", "--at", iso(start), "--for", "1h", "--mode", "readonly",
-               "--message", "Reindexing", "--auto-off"))
+        ok(
+            cli(
+                app,
+                "schedule",
+                "--at",
+                iso(start),
+                "--for",
+                "1h",
+                "--mode",
+                "readonly",
+                "--message",
+                "Reindexing",
+                "--auto-off",
+            )
+        )
         status = app.test_client().get("/_maintenance").get_json()
         assert set(status) == STATUS_KEYS
         assert status["active"] is False
@@ -175,8 +188,18 @@ class TestAtTheStart:
 
     def test_banner_window_refuses_nothing(self, wall: Clock, make_app: AppFactory) -> None:
         app = make_app()
-        ok(cli(app, "schedule", "--at", iso(wall.utcnow() + timedelta(minutes=10)), "--mode", "banner",
-               "--message", "Slow pages tonight"))
+        ok(
+            cli(
+                app,
+                "schedule",
+                "--at",
+                iso(wall.utcnow() + timedelta(minutes=10)),
+                "--mode",
+                "banner",
+                "--message",
+                "Slow pages tonight",
+            )
+        )
         client = app.test_client()
         wall.advance(600)
         response = client.post("/form")
@@ -205,7 +228,9 @@ class TestAtTheStart:
         assert nightly() is None
         assert ran == []
 
-    def test_the_status_endpoint_and_cli_show_the_window_as_on(self, wall: Clock, make_app: AppFactory) -> None:
+    def test_the_status_endpoint_and_cli_show_the_window_as_on(
+        self, wall: Clock, make_app: AppFactory
+    ) -> None:
         app = make_app()
         start, end = wall.utcnow() + timedelta(hours=1), wall.utcnow() + timedelta(hours=3)
         ok(cli(app, "schedule", "--at", iso(start), "--until", iso(end), "--mode", "readonly"))
@@ -268,7 +293,7 @@ class TestTheEnd:
         wall.advance(3600)
         page = app.test_client().get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
         assert f'<time datetime="{iso(end)}" data-local>{shown(end)} UTC</time>' in page
-        script = page[page.index("<script>"):page.index("</script>")]
+        script = page[page.index("<script>") : page.index("</script>")]
         # The browser rewrites the <time> element's instant in the reader's own zone.
         assert 'querySelector("time[data-local]")' in script
         assert 'getAttribute("datetime")' in script
@@ -379,7 +404,9 @@ class TestCancel:
         ok(cli(app, "cancel"))
         assert client.get("/").status_code == 200
 
-    def test_cancel_leaves_the_main_switch_and_features_alone(self, wall: Clock, make_app: AppFactory) -> None:
+    def test_cancel_leaves_the_main_switch_and_features_alone(
+        self, wall: Clock, make_app: AppFactory
+    ) -> None:
         app = make_app()
         ok(cli(app, "on", "--feature", "payments"))
         ok(cli(app, "schedule", "--at", iso(wall.utcnow() + timedelta(minutes=10))))
@@ -450,7 +477,9 @@ def rejections(now: datetime) -> list[Any]:
             "either --until or --for",
             id="--for and --until",
         ),
-        pytest.param(["--at", iso(later), "--auto-off"], "--auto-off needs --for or --until", id="--auto-off alone"),
+        pytest.param(
+            ["--at", iso(later), "--auto-off"], "--auto-off needs --for or --until", id="--auto-off alone"
+        ),
         pytest.param(
             ["--at", iso(later), "--until", iso(later - timedelta(hours=1))],
             "after the start",
@@ -462,9 +491,7 @@ def rejections(now: datetime) -> list[Any]:
 
 
 class TestRejectedInput:
-    @pytest.mark.parametrize(
-        "args, says", rejections(datetime.now(timezone.utc).replace(microsecond=0))
-    )
+    @pytest.mark.parametrize("args, says", rejections(datetime.now(timezone.utc).replace(microsecond=0)))
     @pytest.mark.parametrize("before", ["nothing", "a plan"])
     def test_is_refused_with_a_clear_message_and_changes_nothing(
         self, wall: Clock, make_app: AppFactory, args: list[str], says: str, before: str
@@ -505,8 +532,13 @@ class TestOtherReaders:
         warnings = [r for r in caplog.records if r.name == "flask_maintenance" and "plan" in r.getMessage()]
         assert len(warnings) == 1, warnings
         # Every writer of the plan refuses, in one line, and the plan is kept byte for byte.
-        for args in (["on", "--feature", "ok"], ["off", "--feature", "ok"], ["cancel"], ["off"],
-                     ["schedule", "--at", iso(wall.utcnow() + timedelta(hours=1))]):
+        for args in (
+            ["on", "--feature", "ok"],
+            ["off", "--feature", "ok"],
+            ["cancel"],
+            ["off"],
+            ["schedule", "--at", iso(wall.utcnow() + timedelta(hours=1))],
+        ):
             result = cli(app, *args)
             assert result.exit_code == 1, (args, result.output)
             assert result.output.startswith("Error: the maintenance plan has an invalid entry"), result.output

@@ -36,6 +36,5 @@ def backend_from_url(
         rest = url.partition("://")[2]
         return RedisBackend(f"{scheme}://{rest}", key=redis_key or DEFAULT_KEY)
     raise ConfigurationError(
-        f"MAINTENANCE_BACKEND must be 'file' or a redis://, rediss:// or unix:// URL, "
-        f"not {redact(url)!r}"
+        f"MAINTENANCE_BACKEND must be 'file' or a redis://, rediss:// or unix:// URL, not {redact(url)!r}"
     )

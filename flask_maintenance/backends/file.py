@@ -96,7 +96,7 @@ class FileBackend(Backend):
         with self._exclusive():
             old = (self.read(), plan.read())
             new = change(*old)
-            for backend, before, after in zip((self, plan), old, new):
+            for backend, before, after in zip((self, plan), old, new, strict=True):
                 if after == before or isinstance(after, Damaged):
                     continue
                 if after is None:

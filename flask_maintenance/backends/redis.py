@@ -95,7 +95,7 @@ class RedisBackend(Backend):
             old = _documents(replies)
             new = change(old[0], old[1])
             pipe.multi()
-            for key, before, after in zip((self.key, plan_key), old, new):
+            for key, before, after in zip((self.key, plan_key), old, new, strict=True):
                 if after == before or isinstance(after, Damaged):
                     continue
                 if after is None:
@@ -135,7 +135,7 @@ class RedisBackend(Backend):
 def _documents(replies: Sequence[Any]) -> list[Raw]:
     """Pairs of (``TYPE``, bounded ``GETRANGE``) replies as documents."""
     documents: list[Raw] = []
-    for kind, value in zip(replies[::2], replies[1::2]):
+    for kind, value in zip(replies[::2], replies[1::2], strict=True):
         kind = kind.decode() if isinstance(kind, bytes) else str(kind)
         if kind == "none":
             documents.append(None)
