@@ -32,7 +32,12 @@ VARIANTS = {
     "off": ("ext", False, "200", "Maintenance(app), no lock file"),
     "fast": ("ext", True, "503", "on, refused by the fast path"),
     "hook": ("hook", True, "503", "on, refused by the hook (a bypass rule)"),
+    "hostile": ("ext", True, "503", "on, fast path, an 8 KB hostile Accept header"),
 }
+#: Variants whose requests carry :data:`HOSTILE_ACCEPT` instead of a browser's Accept.
+HOSTILE_VARIANTS = frozenset({"hostile"})
+# 8 KB of media ranges that all mention JSON, so no cheap first look can skip them.
+HOSTILE_ACCEPT = ",".join(f"application/json;q=0.{i % 10};level={i}" for i in range(400))[:8192]
 
 # What a browser sends; the fast path reads Accept and Cookie, Flask parses more.
 BROWSER_HEADERS = {
@@ -52,10 +57,11 @@ class Timing:
     cpu: list[float]
 
 
-def make_call(app: Flask) -> Callable[[], tuple[str, bytes]]:
+def make_call(app: Flask, hostile: bool = False) -> Callable[[], tuple[str, bytes]]:
     """One request through ``app.wsgi_app``: a fresh environ, the body consumed, close() called."""
+    headers = {**BROWSER_HEADERS, **({"Accept": HOSTILE_ACCEPT} if hostile else {})}
     template = EnvironBuilder(
-        path="/", headers=list(BROWSER_HEADERS.items()), environ_base={"REMOTE_ADDR": "203.0.113.7"}
+        path="/", headers=list(headers.items()), environ_base={"REMOTE_ADDR": "203.0.113.7"}
     ).get_environ()
     wsgi_app = app.wsgi_app
     seen: list[str] = [""]
@@ -90,9 +96,9 @@ def _batch(call: Callable[[], object], number: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) / number, (time.process_time() - cpu) / number
 
 
-def serve(variant: str, lock_file: str) -> None:
+def serve(variant: str, lock_file: str, hostile: bool) -> None:
     """The child: build one app, then time a batch for every number read from stdin."""
-    call = make_call(create_app(variant, lock_file or None))
+    call = make_call(create_app(variant, lock_file or None), hostile)
     for _ in range(200):  # warm up: first state read, first 503 built, caches filled
         status, body = call()
     print("ready", status.split()[0], hashlib.sha256(body).hexdigest(), flush=True)
@@ -124,9 +130,9 @@ class Child:
 
 
 @contextmanager
-def _child(variant: str, lock_file: str) -> Iterator[Child]:
+def _child(variant: str, lock_file: str, hostile: bool) -> Iterator[Child]:
     process = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--serve", variant, lock_file],
+        [sys.executable, os.path.abspath(__file__), "--serve", variant, lock_file, str(int(hostile))],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -149,7 +155,7 @@ def run(folder: str, rounds: int, batch_seconds: float) -> dict[str, Timing]:
     writer.extensions["maintenance"].enable(app=writer)  # as `flask maintenance on` does
     with ExitStack() as stack:
         children = {
-            name: stack.enter_context(_child(variant, on_lock if on else off_lock))
+            name: stack.enter_context(_child(variant, on_lock if on else off_lock, name in HOSTILE_VARIANTS))
             for name, (variant, on, _, _) in VARIANTS.items()
         }
         bodies = {}
@@ -189,12 +195,14 @@ def report(timings: dict[str, Timing], rounds: int) -> tuple[str, list[str]]:
                 f"{1 / median(t.cpu):,.0f}",
             )
         )
-    bare, off, fast, hook = (timings[n] for n in ("bare", "off", "fast", "hook"))
+    bare, off, fast, hook, hostile = (timings[n] for n in ("bare", "off", "fast", "hook", "hostile"))
     # CPU time, not wall time, and ratios within each round: what else runs on a shared
     # machine then counts far less. Throughput of this single-threaded loop is 1 / CPU time.
     off_ratio = paired(bare.cpu, off.cpu)
     cpu_ratio = paired(bare.cpu, fast.cpu)
     hook_ratio = paired(bare.cpu, hook.cpu)
+    hostile_ratio = paired(bare.cpu, hostile.cpu)
+    hostile_cost = paired(hostile.cpu, fast.cpu)
     overhead = (median(off.cpu) - median(bare.cpu)) * us
     lines = [
         (
@@ -216,13 +224,18 @@ def report(timings: dict[str, Timing], rounds: int) -> tuple[str, list[str]]:
             f"  hello CPU / hook-only 503  {hook_ratio:.2f}× ({median(bare.cpu) / median(hook.cpu):.2f}×)"
             "   for comparison: a before_request hook alone sheds no load"
         ),
+        (
+            f"  hello CPU / hostile 503    {hostile_ratio:.1f}×  (an 8 KB Accept costs"
+            f" {hostile_cost:.2f}× a plain refusal)   target: still far cheaper than the page"
+        ),
     ]
     summary = [
         f"in-process off/bare          {off_ratio:.3f}    (timed, noisy; see instructions)",
         f"in-process hello / 503 CPU   {cpu_ratio:.1f}×    (≥ 10×)   {verdict(cpu_ratio >= 10)}",
+        f"in-process hello / hostile   {hostile_ratio:.1f}×    (≥ 10×)   {verdict(hostile_ratio >= 10)}",
     ]
     return "\n".join(lines), summary
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--serve"]:
-    serve(sys.argv[2], sys.argv[3])
+    serve(sys.argv[2], sys.argv[3], sys.argv[4] == "1")

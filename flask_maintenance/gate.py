@@ -111,22 +111,26 @@ class Gate:
     def decide(self, state: State, environ: WSGIEnvironment) -> Verdict:
         """Decide a request from its environ (as the app sees it) and the state.
 
-        Cheap checks first: nothing to do; allowed paths; allowed addresses and a valid bypass
-        cookie (both decidable without the app); then the mode; then what needs the app (bypass
-        rules, features, custom pages).
+        Cheap checks first: nothing to do; allowed paths; what the mode lets through; allowed
+        addresses and a valid bypass cookie (both decidable without the app); then what needs
+        the app (bypass rules, the features of the view, a custom page, signal receivers).
         """
         if state.idle:
             return IDLE
         if not state.blocking and not state.features:
             return Verdict(Action.PASS, state)
         path = request_path(environ)
-        if path in self.open_paths or self._bypassed(state, environ):
+        if path in self.open_paths:
             return Verdict(Action.PASS, state)
         method = environ.get("REQUEST_METHOD", "GET").upper()
         refused_by_mode = state.blocking and not (state.mode == "readonly" and method in SAFE_METHODS)
+        if not refused_by_mode and not state.features:
+            return Verdict(Action.PASS, state)
+        if self._bypassed(state, environ):
+            return Verdict(Action.PASS, state)
         as_json = path in self.api_paths or prefers_json(environ.get("HTTP_ACCEPT"))
         if not refused_by_mode:
-            return Verdict(Action.ASK_FEATURES if state.features else Action.PASS, state, as_json)
+            return Verdict(Action.ASK_FEATURES, state, as_json)
         cookies = environ.get("HTTP_COOKIE", "")
         if any(rule.may_pass(cookies) for rule in self.rules):
             return Verdict(Action.ASK_RULES, state, as_json)

@@ -32,9 +32,9 @@ READONLY_DETAIL = "The service is read-only during maintenance; changes cannot b
 STATUS_LINE = "503 SERVICE UNAVAILABLE"
 
 
-#: How much of an Accept header is looked at, and how many of its entries: a hostile header of
-#: any length costs no more than a browser's.
-ACCEPT_PREFIX = 1024
+#: How much of an Accept header is looked at, and how many look-alikes of one range are skipped
+#: at most: a hostile header of any length costs no more than a browser's.
+ACCEPT_PREFIX = 512
 ACCEPT_ENTRIES = 32
 #: Longest ``X-Maintenance-Banner``: proxies refuse (nginx: 502) answers with huge headers.
 MAX_BANNER_BYTES = 1024
@@ -60,38 +60,49 @@ def prefers_json(accept: str | None) -> bool:
     """Whether an Accept header prefers JSON over HTML.
 
     Hand-written rather than Werkzeug's ``parse_accept_header``, which costs milliseconds on a
-    hostile 8 KB header: only the first :data:`ACCEPT_PREFIX` characters and
-    :data:`ACCEPT_ENTRIES` entries are read, and only two qualities matter. As in RFC 9110, the
-    most specific range that covers a type gives its quality.
+    hostile 8 KB header: only the first :data:`ACCEPT_PREFIX` characters are read, and only for
+    the few ranges that matter, each found by one C-speed ``str.find``. As in RFC 9110, the most
+    specific range that covers a type gives its quality.
     """
-    # Cheap first look: most browsers and crawlers never mention JSON.
-    if not accept or "json" not in accept[:ACCEPT_PREFIX]:
+    if not accept:
         return False
-    # (specificity, quality) of the most specific range seen that covers each type.
-    html: tuple[int, float] = (-1, 0.0)
-    json_: tuple[int, float] = (-1, 0.0)
-    for entry in accept[:ACCEPT_PREFIX].split(",", ACCEPT_ENTRIES)[:ACCEPT_ENTRIES]:
-        media, _, parameters = entry.partition(";")
-        media = media.strip().lower()
-        quality = _quality(parameters)
-        if media == "*/*":
-            html, json_ = max(html, (0, quality)), max(json_, (0, quality))
-        elif media == "text/*":
-            html = max(html, (1, quality))
-        elif media == "application/*":
-            json_ = max(json_, (1, quality))
-        elif media == "text/html":
-            html = max(html, (2, quality))
-        elif media in _JSON_TYPES:
-            json_ = max(json_, (2, quality))
-    return json_[1] > html[1]
+    accept = accept[:ACCEPT_PREFIX].lower()
+    # Cheap first look: most browsers and crawlers never mention JSON.
+    if "json" not in accept and "application/*" not in accept:
+        return False
+    qualities = [q for q in (_range_quality(accept, media) for media in _JSON_TYPES) if q is not None]
+    json_quality = max(qualities) if qualities else None
+    if json_quality is None:
+        json_quality = _range_quality(accept, "application/*")
+    html_quality = _range_quality(accept, "text/html")
+    if html_quality is None:
+        html_quality = _range_quality(accept, "text/*")
+    anything = _range_quality(accept, "*/*")
+    json_quality = anything if json_quality is None else json_quality
+    html_quality = anything if html_quality is None else html_quality
+    return (json_quality or 0.0) > (html_quality or 0.0)
+
+
+def _range_quality(accept: str, media: str) -> float | None:
+    """The quality of the first range that is exactly ``media``, or ``None`` if there is none."""
+    start = 0
+    for _ in range(ACCEPT_ENTRIES):
+        found = accept.find(media, start)
+        if found < 0:
+            return None
+        end = found + len(media)
+        if (found == 0 or accept[found - 1] in ", \t") and accept[end : end + 1] in ("", ",", ";", " ", "\t"):
+            parameters_end = accept.find(",", end)
+            return _quality(accept[end : parameters_end if parameters_end >= 0 else len(accept)])
+        start = end
+    return None
 
 
 def _quality(parameters: str) -> float:
     """The ``q`` of a media range's parameters: 1 when absent, 0 when unreadable."""
     for parameter in parameters.split(";", 4)[:4]:
         name, _, value = parameter.partition("=")
-        if name.strip().lower() == "q":
+        if name.strip() == "q":
             match = _QUALITY.fullmatch(value.strip())
             return float(match.group(0)) if match else 0.0
     return 1.0
