@@ -203,10 +203,13 @@ class TestAdmins:
 
 
 class TestProxies:
-    def test_liveness_is_served_and_readiness_refused_in_the_example_app(self, tmp_path: Path) -> None:
-        from example_app import create_app
+    def test_liveness_is_served_and_readiness_refused_in_the_example_app(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.syspath_prepend(str(ROOT))  # the example app lives beside the package
+        example_app = importlib.import_module("example_app")
 
-        app = create_app(instance_path=str(tmp_path))
+        app = example_app.create_app(instance_path=str(tmp_path))
         extension_of(app).enable(app=app)
         client = app.test_client()
         assert client.get("/health/live").json == {"status": "alive"}
