@@ -21,11 +21,10 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask
-from werkzeug.test import EnvironBuilder
-
 from apps import create_app
+from flask import Flask
 from support import median, paired, rotate, spread, stop_group, table, verdict
+from werkzeug.test import EnvironBuilder
 
 #: name: (apps variant, lock file present, expected status, description), in the order shown.
 VARIANTS = {

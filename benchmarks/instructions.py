@@ -43,10 +43,7 @@ def run(folder: str, valgrind: str, requests: int) -> dict[str, float]:
 
 
 def report(per_request: dict[str, float], requests: int) -> tuple[str, list[str]]:
-    rows = [
-        [name, VARIANTS[name][2], f"{per_request[name] / 1000:,.1f}k"]
-        for name in VARIANTS
-    ]
+    rows = [[name, VARIANTS[name][2], f"{per_request[name] / 1000:,.1f}k"] for name in VARIANTS]
     off_bare = per_request["bare"] / per_request["off"]
     hello_fast = per_request["bare"] / per_request["fast"]
     text = "\n".join(
@@ -68,8 +65,14 @@ def report(per_request: dict[str, float], requests: int) -> tuple[str, list[str]
 
 def _count(valgrind: str, variant: str, lock: str, requests: int) -> int:
     command = [
-        valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
-        sys.executable, os.path.abspath(__file__), variant, lock, str(requests),
+        valgrind,
+        "--tool=callgrind",
+        "--callgrind-out-file=/dev/null",
+        sys.executable,
+        os.path.abspath(__file__),
+        variant,
+        lock,
+        str(requests),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
     match = _COLLECTED.search(done.stderr)
@@ -79,8 +82,8 @@ def _count(valgrind: str, variant: str, lock: str, requests: int) -> int:
 
 
 def _child(variant: str, lock: str, requests: int) -> None:
-    from inprocess import make_call
     from apps import create_app
+    from inprocess import make_call
 
     call = make_call(create_app(variant, lock_file=lock))
     for _ in range(WARM_UP):

@@ -162,7 +162,7 @@ def report(windows: list[Window], interval: float) -> tuple[str, list[str]]:
         other = [sum(w.calls.values()) - sum(w.lock_calls.values()) for w in (small, large)]
         # At least one check per window, or the trace missed the lock file and proves nothing.
         ok = (
-            1 <= min(small.checks, large.checks)
+            min(small.checks, large.checks) >= 1
             and max(small.checks, large.checks) <= bound
             and other[1] <= other[0]
             and all(w.answered == w.requests for w in (small, large))

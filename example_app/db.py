@@ -66,9 +66,11 @@ def list_entries(limit: int = 50) -> list[dict[str, Any]]:
 
 
 def get_entry(entry_id: int) -> dict[str, Any] | None:
-    row = get_db().execute(
-        "SELECT id, name, message, created_at FROM entry WHERE id = ?", (entry_id,)
-    ).fetchone()
+    row = (
+        get_db()
+        .execute("SELECT id, name, message, created_at FROM entry WHERE id = ?", (entry_id,))
+        .fetchone()
+    )
     return None if row is None else dict(row)
 
 
@@ -106,7 +108,13 @@ def init_db_command(reset: bool) -> None:
 
 
 @click.command("prune")
-@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True, help="Delete entries older than this.")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Delete entries older than this.",
+)
 def prune_command(days: int) -> None:
     """Delete old guestbook entries: a typical cron job, refused during maintenance."""
     cutoff = (datetime.now(timezone.utc) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from cachetools import LRUCache
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from .config import IPNetwork
-from .state import State
+
+if TYPE_CHECKING:
+    from .model import State
 
 # Longer than any token we issue; longer input is rejected before hashing.
 MAX_TOKEN_LENGTH = 256
-
+# Longer than any IPv6 address with a zone; a longer "address" (a forged header) never matches.
+MAX_ADDRESS_LENGTH = 64
 
 
 @dataclass(frozen=True)
 class BypassRule:
     """An app's rule (``@m.bypass_rule``) and the cookie without which it can never pass."""
 
-    check: Callable[[], bool]
+    check: Callable[[], Any]
     cookie: str | None = None
 
     def may_pass(self, cookie_header: str) -> bool:
@@ -52,23 +56,24 @@ def token_matches(token: str, state: State) -> bool:
 
 
 class IPAllowlist:
-    """Matches client addresses against ``MAINTENANCE_ALLOWED_IPS``, remembering recent answers."""
+    """Matches client addresses against ``MAINTENANCE_ALLOWED_IPS``, remembering recent answers.
+
+    The memory is a ``functools.lru_cache``, which threads may share (a cachetools cache may
+    not: it raises under concurrent eviction).
+    """
 
     def __init__(self, networks: Sequence[IPNetwork]) -> None:
         self.networks = tuple(networks)
-        self._answers: LRUCache[str, bool] = LRUCache(maxsize=4096)
+        self._allows = functools.lru_cache(maxsize=4096)(self._match)
 
     def __bool__(self) -> bool:
         return bool(self.networks)
 
     def allows(self, remote_addr: str | None) -> bool:
         """Whether the address is in one of the ranges; an unparsable address never is."""
-        if not self.networks or not remote_addr:
+        if not self.networks or not remote_addr or len(remote_addr) > MAX_ADDRESS_LENGTH:
             return False
-        answer = self._answers.get(remote_addr)
-        if answer is None:
-            answer = self._answers[remote_addr] = self._match(remote_addr)
-        return answer
+        return self._allows(remote_addr)
 
     def _match(self, remote_addr: str) -> bool:
         try:

@@ -7,30 +7,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
-from datetime import datetime
 from typing import Generic, TypeVar
 
 from cachetools import TTLCache
 
-from .backends import Backend
+from . import times
+from .backends import Backend, Damaged, Raw
 from .errors import BackendError
-from .plan import Plan, resolve
-from .state import OFF, State
-from .times import utcnow
+from .model import OFF, Plan, State, resolve
 
 logger = logging.getLogger("flask_maintenance")
 
 monotonic = time.monotonic
 
 Timer = Callable[[], float]
-Clock = Callable[[], datetime]
 T = TypeVar("T")
 
 
 class _Document(Generic[T]):
     """One stored document, read again only when the backend's stamp says it may have changed."""
 
-    def __init__(self, backend: Backend, parse: Callable[[bytes | None], tuple[T, str | None]]) -> None:
+    def __init__(self, backend: Backend, parse: Callable[[Raw], tuple[T, str | None]]) -> None:
         self.backend = backend
         self._parse = parse
         self.value: T | None = None
@@ -43,13 +40,14 @@ class _Document(Generic[T]):
         self._next_stamp = self.backend.stamp()
         return self.value is None or self._next_stamp is None or self._next_stamp != self._stamp
 
-    def take(self, raw: bytes | None) -> None:
+    def take(self, raw: Raw) -> None:
         """Parse freshly read content; damaged content warns once per content, not per read."""
         value, problem = self._parse(raw)
         if problem is None:
             self._damaged = None
         else:
-            digest = hashlib.sha256(raw or b"").hexdigest()
+            content = raw.reason.encode() if isinstance(raw, Damaged) else raw or b""
+            digest = hashlib.sha256(content).hexdigest()
             if digest != self._damaged:
                 self._damaged = digest
                 logger.warning("%s (%s)", problem, self.backend.describe())
@@ -66,8 +64,8 @@ class StateCache:
     comparison (~0.06 µs; a cachetools ``TTLCache`` lookup costs ~1 µs, see ``benchmarks/``).
     Only when the interval has run out does one caller read the backend: the lock document and
     the plan, combined with the time of day (a scheduled window starts with no one acting).
-    An interval of 0 reads on every call. ``timer`` (monotonic) and ``clock`` (UTC wall time)
-    are injectable for tests.
+    An interval of 0 reads on every call. ``timer`` (monotonic) is injectable for tests; the time
+    of day comes from :func:`flask_maintenance.times.utcnow`.
 
     Failure policy: a backend that raises :class:`BackendError` keeps the last known state
     (off when none is known yet) and logs one warning per interval, not one per request.
@@ -79,15 +77,13 @@ class StateCache:
         default_retry: int,
         interval: float,
         timer: Timer | None = None,
-        clock: Clock | None = None,
         on_change: Callable[[State, State], None] | None = None,
     ) -> None:
         self.backend = backend
         self.default_retry = default_retry
         self.interval = interval
-        # Looked up here, not at import, so that tests can patch this module's clocks.
+        # Looked up here, not at import, so that tests can patch this module's timer.
         self._timer = timer or monotonic
-        self._clock = clock or utcnow
         self._on_change = on_change
         self._lock_document = _Document(backend, lambda raw: State.parse(raw, default_retry))
         self._plan_document = _Document(backend.sibling("plan"), Plan.parse)
@@ -96,9 +92,7 @@ class StateCache:
         self._fresh_until = float("-inf")
         self._known = False
         # Backend failures already warned about, each forgotten after one interval.
-        self._warned: TTLCache[str, bool] = TTLCache(
-            maxsize=16, ttl=max(interval, 1.0), timer=self._timer
-        )
+        self._warned: TTLCache[str, bool] = TTLCache(maxsize=16, ttl=max(interval, 1.0), timer=self._timer)
 
     @property
     def plan_backend(self) -> Backend:
@@ -137,11 +131,11 @@ class StateCache:
         if stale:
             # One round trip for both documents where the backend can (Redis MGET).
             raws = self.backend.read_many([document.backend for document in stale])
-            for document, raw in zip(stale, raws):
+            for document, raw in zip(stale, raws, strict=True):
                 document.take(raw)
         lock, plan = self._lock_document.value, self._plan_document.value
         assert lock is not None and plan is not None  # both were read at least once above
-        return resolve(lock, plan, self._clock(), self.default_retry)
+        return resolve(lock, plan, times.utcnow(), self.default_retry)
 
     def _read(self) -> State:
         try:

@@ -1,4 +1,4 @@
-"""The ``flask maintenance`` command group."""
+"""The ``flask maintenance`` command group, and the gate on the app's other commands."""
 
 from __future__ import annotations
 
@@ -8,23 +8,20 @@ import signal
 import subprocess
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 from weakref import WeakKeyDictionary
 
 import click
 from flask import Flask, appcontext_pushed, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
 
+from . import rules, times
 from .backends import FileBackend
 from .bypass import new_token
 from .errors import ConfigurationError, MaintenanceError
-from .plan import features_of
 from .guard import EX_TEMPFAIL, FORCE_ENV, describe, forced
-from .state import MODES, State
-from .times import MAX_DURATION, format_instant, parse_duration, parse_instant, utcnow
-
-if TYPE_CHECKING:
-    from .gate import Gate
+from .model import State, features_of
+from .times import format_instant
 
 #: Commands that run whatever the state: this group, and Flask's own.
 ALWAYS_EXEMPT = frozenset({"maintenance", "run", "shell", "routes"})
@@ -46,6 +43,34 @@ class CommandRefused(click.ClickException):
     exit_code = EX_TEMPFAIL
 
 
+class Checked(click.ParamType):  # type: ignore[type-arg]  # generic only in newer Click
+    """A parameter checked by a rule of :mod:`flask_maintenance.rules`.
+
+    The same rules check the Python API and the config, so a limit is written once. A bad value
+    is one line naming the option (Click's own usage errors print the usage too).
+    """
+
+    def __init__(self, rule: Callable[[Any, str], Any], name: str) -> None:
+        self.rule = rule
+        self.name = name
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value  # a default, already converted
+        label = param.opts[0] if param is not None and param.opts else self.name
+        try:
+            return self.rule(value, label)
+        except ConfigurationError as error:
+            raise BadInput(str(error)) from None
+
+
+MODE = Checked(rules.mode, "mode")
+SECONDS = Checked(rules.seconds, "seconds")
+MESSAGE = Checked(rules.message, "message")
+FUTURE_INSTANT = Checked(rules.future_instant, "time")
+DURATION = Checked(rules.duration, "duration")
+FEATURE = Checked(rules.feature_name, "feature")
+
 maintenance_group = AppGroup("maintenance", help="Switch maintenance mode on and off, and show it.")
 
 
@@ -53,68 +78,61 @@ def _extension() -> Any:
     return current_app.extensions["maintenance"]
 
 
-def _bad_input(message: str) -> NoReturn:
-    raise BadInput(message)
+def _operator_error(error: MaintenanceError) -> click.ClickException:
+    """Our errors as one line: bad input exits 2, anything else (the backend) 1."""
+    error_class = BadInput if isinstance(error, ConfigurationError) else MaintenanceCommandError
+    return error_class(str(error))
 
 
-def _parse_retry(value: str | None) -> int | None:
-    if value is None:
-        return None
-    digits = value.strip()
-    # isdigit() takes '²'; a dozen digits is past any limit, and int() refuses thousands.
-    if not (digits.isascii() and digits.isdecimal()) or len(digits) > 12:
-        _bad_input(f"--retry must be a whole number of seconds (0 or more), not {value!r}")
-    return int(digits)
-
-
-def _parse_end(until: str | None, duration: str | None) -> datetime | None:
+def _end(
+    until: datetime | None, duration: timedelta | None, start: datetime | None = None
+) -> datetime | None:
     if until is not None and duration is not None:
-        _bad_input("use either --until or --for, not both")
-    try:
-        if until is not None:
-            ends_at = parse_instant(until)
-            if ends_at <= utcnow():
-                _bad_input(f"--until {until} is in the past")
-            return ends_at
-        if duration is not None:
-            return utcnow().replace(microsecond=0) + parse_duration(duration)
-    except MaintenanceError as error:
-        _bad_input(f"{'--until' if until is not None else '--for'}: {error}")
-    return None
+        raise BadInput("use either --until or --for, not both")
+    if duration is not None:
+        return (start or times.utcnow().replace(microsecond=0)) + duration
+    return until
 
 
 @maintenance_group.command("on")
-@click.option("--mode", default="full", metavar="|".join(MODES), help="What to refuse (default full).")
-@click.option("--retry", metavar="SECONDS", help="Retry-After in seconds (default: MAINTENANCE_RETRY_AFTER).")
-@click.option("--message", help="Shown on the page, in the JSON body and in the banner.")
-@click.option("--until", metavar="ISO8601", help="Expected end, e.g. 2026-11-21T23:00:00Z.")
-@click.option("--for", "duration", metavar="DURATION", help="Expected length, e.g. 30m or 2h.")
+@click.option(
+    "--mode", type=MODE, default="full", metavar="|".join(rules.MODES), help="What to refuse (default full)."
+)
+@click.option(
+    "--retry",
+    type=SECONDS,
+    metavar="SECONDS",
+    help="Retry-After: seconds or 90s, 5m, 1h (default: MAINTENANCE_RETRY_AFTER).",
+)
+@click.option("--message", type=MESSAGE, help="Shown on the page, in the JSON body and in the banner.")
+@click.option(
+    "--until", type=FUTURE_INSTANT, metavar="ISO8601", help="Expected end, e.g. 2026-11-21T23:00:00Z."
+)
+@click.option("--for", "duration", type=DURATION, metavar="DURATION", help="Expected length, e.g. 30m or 2h.")
 @click.option("--secret", is_flag=True, help="Generate a bypass link for admins.")
-@click.option("--feature", metavar="NAME", help="Switch off just this feature (a blueprint's name, say).")
+@click.option(
+    "--feature", type=FEATURE, metavar="NAME", help="Switch off just this feature (a blueprint's name, say)."
+)
 def maintenance_on(
     mode: str,
-    retry: str | None,
+    retry: int | None,
     message: str | None,
-    until: str | None,
-    duration: str | None,
+    until: datetime | None,
+    duration: timedelta | None,
     secret: bool,
     feature: str | None,
 ) -> None:
     """Switch maintenance on (a new window: earlier bypass links stop working)."""
-    if mode not in MODES:
-        _bad_input(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-    retry_seconds = _parse_retry(retry)
-    ends_at = _parse_end(until, duration)
-    if feature is not None and (mode != "full" or retry or until or duration or secret):
-        _bad_input("--feature takes only --message (the other options apply to the whole site)")
+    ends_at = _end(until, duration)
+    if feature is not None and (mode != "full" or retry is not None or ends_at or secret):
+        raise BadInput("--feature takes only --message (the other options apply to the whole site)")
     token = new_token() if secret else None
     try:
         state = _extension().enable(
-            mode=mode, retry=retry_seconds, message=message, ends_at=ends_at, secret=token, feature=feature
+            mode=mode, retry=retry, message=message, ends_at=ends_at, secret=token, feature=feature
         )
     except MaintenanceError as error:
-        error_class = BadInput if isinstance(error, ConfigurationError) else MaintenanceCommandError
-        raise error_class(str(error)) from None
+        raise _operator_error(error) from None
     if feature is not None:
         click.echo(f"Feature {feature} is OFF (its requests get 503)")
     _describe(state)
@@ -126,52 +144,54 @@ def maintenance_on(
 
 
 @maintenance_group.command("off")
-@click.option("--feature", metavar="NAME", help="Switch just this feature back on.")
+@click.option("--feature", type=FEATURE, metavar="NAME", help="Switch just this feature back on.")
 def maintenance_off(feature: str | None) -> None:
     """Switch maintenance off (nothing happens if it is already off)."""
     try:
         _extension().disable(feature=feature)
     except MaintenanceError as error:
-        raise MaintenanceCommandError(str(error)) from None
+        raise _operator_error(error) from None
     if feature is not None:
         click.echo(f"Feature {feature} is ON again")
     _describe(_extension().status())
 
 
 @maintenance_group.command("schedule")
-@click.option("--at", "starts", required=True, metavar="ISO8601", help="Start, e.g. 2026-11-22T02:00:00Z.")
-@click.option("--for", "duration", metavar="DURATION", help="Length, e.g. 30m or 2h.")
-@click.option("--until", metavar="ISO8601", help="End.")
-@click.option("--mode", default="full", metavar="|".join(MODES), help="Mode from the start (default full).")
-@click.option("--message", help="Shown in the announcement banner and during the window.")
+@click.option(
+    "--at",
+    "starts",
+    required=True,
+    type=FUTURE_INSTANT,
+    metavar="ISO8601",
+    help="Start, e.g. 2026-11-22T02:00:00Z.",
+)
+@click.option("--for", "duration", type=DURATION, metavar="DURATION", help="Length, e.g. 30m or 2h.")
+@click.option("--until", type=FUTURE_INSTANT, metavar="ISO8601", help="End.")
+@click.option(
+    "--mode",
+    type=MODE,
+    default="full",
+    metavar="|".join(rules.MODES),
+    help="Mode from the start (default full).",
+)
+@click.option("--message", type=MESSAGE, help="Shown in the announcement banner and during the window.")
 @click.option("--auto-off", is_flag=True, help="End by itself at the end time.")
 def maintenance_schedule(
-    starts: str, duration: str | None, until: str | None, mode: str, message: str | None, auto_off: bool
+    starts: datetime,
+    duration: timedelta | None,
+    until: datetime | None,
+    mode: str,
+    message: str | None,
+    auto_off: bool,
 ) -> None:
     """Plan a window: announced in the banner until it starts, then in MODE with no one acting."""
-    if mode not in MODES:
-        _bad_input(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if until is not None and duration is not None:
-        _bad_input("use either --until or --for, not both")
-    try:
-        starts_at = parse_instant(starts)
-        if starts_at > utcnow() + MAX_DURATION:
-            _bad_input(f"--at {starts} is more than 366 days away")
-        ends_at = parse_instant(until) if until is not None else None
-        if duration is not None:
-            ends_at = starts_at + parse_duration(duration)
-    except MaintenanceError as error:
-        _bad_input(str(error))
+    ends_at = _end(until, duration, start=starts)
     if auto_off and ends_at is None:
-        _bad_input("--auto-off needs --for or --until")
+        raise BadInput("--auto-off needs --for or --until")
     try:
-        state = _extension().schedule(
-            starts_at, ends_at, mode=mode, message=message, auto_off=auto_off
-        )
-    except ConfigurationError as error:
-        _bad_input(str(error))
+        state = _extension().schedule(starts, ends_at, mode=mode, message=message, auto_off=auto_off)
     except MaintenanceError as error:
-        raise MaintenanceCommandError(str(error)) from None
+        raise _operator_error(error) from None
     _describe(state)
 
 
@@ -181,7 +201,7 @@ def maintenance_cancel() -> None:
     try:
         _extension().cancel()
     except MaintenanceError as error:
-        raise MaintenanceCommandError(str(error)) from None
+        raise _operator_error(error) from None
     click.echo("Scheduled maintenance cancelled")
     _describe(_extension().status())
 
@@ -216,7 +236,7 @@ def _describe(state: State) -> None:
         click.echo(f"  by:           {state.user or '?'}@{state.host or '?'}")
     click.echo(f"  retry after:  {state.retry_after()} s")
     if state.ends_at is not None:
-        left = max(timedelta(0), state.ends_at - utcnow().replace(microsecond=0))
+        left = max(timedelta(0), state.ends_at - times.utcnow().replace(microsecond=0))
         click.echo(f"  expected end: {format_instant(state.ends_at)} (in {left})")
     click.echo(f"  message:      {state.message or '(default)'}")
     _describe_plan(state)
@@ -242,52 +262,57 @@ def _bypass_url(token: str) -> str:
     return path
 
 
+class _CommandFailed(Exception):
+    """COMMAND exited with a failure: the window stays (unless --off-on-failure)."""
+
+
 @maintenance_group.command(
     "run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
 )
-@click.option("--mode", default="full", metavar="|".join(MODES), help="What to refuse (default full).")
-@click.option("--retry", metavar="SECONDS", help="Retry-After in seconds.")
-@click.option("--message", help="Shown on the page, in the JSON body and in the banner.")
+@click.option(
+    "--mode",
+    type=MODE,
+    default="full",
+    metavar="|".join(rules.MODES),
+    help="What to refuse at least (default full).",
+)
+@click.option("--retry", type=SECONDS, metavar="SECONDS", help="Retry-After: seconds or 90s, 5m, 1h.")
+@click.option("--message", type=MESSAGE, help="Shown on the page, in the JSON body and in the banner.")
 @click.option(
     "--keep-on-failure/--off-on-failure",
     default=True,
-    help="When COMMAND fails, leave maintenance on (default) or switch it off.",
+    help="When COMMAND fails, leave maintenance on (default) or give back the state there was.",
 )
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def maintenance_run(
-    mode: str, retry: str | None, message: str | None, keep_on_failure: bool, command: tuple[str, ...]
+    mode: str, retry: int | None, message: str | None, keep_on_failure: bool, command: tuple[str, ...]
 ) -> None:
-    """Switch maintenance on, run COMMAND, switch off when it succeeds; exit with its status.
+    """Hold maintenance in at least MODE while COMMAND runs; exit with its status.
+
+    A weaker mode already on (banner < readonly < full) is raised to MODE for the duration.
+    When COMMAND succeeds, or cannot start at all, the state there was before comes back.
 
     \b
     Example: flask maintenance run --mode readonly -- flask db upgrade
     """
-    if mode not in MODES:
-        _bad_input(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-    retry_seconds = _parse_retry(retry)
-    extension = _extension()
-    was_on = extension.is_active()
+
+    def report(line: str) -> None:
+        click.echo(line, err=True)
+
+    status = 0
     try:
-        if not was_on:
-            extension.enable(mode=mode, retry=retry_seconds, message=message)
+        with _extension().window(
+            mode=mode, retry=retry, message=message, off_on_failure=not keep_on_failure, report=report
+        ):
+            status = _run_passing_signals(list(command))
+            if status not in (0, 126, 127):  # 126/127: it never started, so nothing to guard
+                report(f"Command exited with {status}.")
+                raise _CommandFailed
+            report(f"Command exited with {status}.")
+    except _CommandFailed:
+        pass
     except MaintenanceError as error:
-        raise MaintenanceCommandError(str(error)) from None
-    status = _run_passing_signals(list(command))
-    succeeded = status == 0
-    if was_on:
-        click.echo("Maintenance was already on before; it stays on.", err=True)
-    elif succeeded or not keep_on_failure:
-        try:
-            extension.disable()
-        except MaintenanceError as error:
-            raise MaintenanceCommandError(f"command finished but maintenance stays on: {error}") from None
-        click.echo(f"Command exited with {status}; maintenance is off.", err=True)
-    else:
-        click.echo(
-            f"Command exited with {status}; maintenance stays on "
-            "(run `flask maintenance off` when the site is safe).",
-            err=True,
-        )
+        raise _operator_error(error) from None
     raise SystemExit(status)
 
 
@@ -317,40 +342,22 @@ def _run_passing_signals(command: list[str]) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def install_command_gate(app: Flask, gate: Gate) -> None:
+def install_command_gate(app: Flask) -> None:
     """Refuse the app's commands while maintenance is on in a blocking mode.
 
     Commands of ``app.cli`` (blueprints', other extensions', groups' subcommands) are gated when
     Flask resolves them, so ``--help`` still works. Commands that installed packages register
     through the ``flask.commands`` entry point are resolved before ``app.cli``; they are gated
-    when they push this app's context, before their body runs.
+    when they push this app's context, before their body runs. Which app's state decides is
+    looked up when the command runs: one command object may be registered on several apps.
     """
-
-    def check(ctx: click.Context) -> None:
-        path = _command_path(ctx)
-        if _exempt(ctx, path, gate.settings.cli_exempt):
-            return
-        state = gate.cache.get()
-        for name in sorted(features_of(ctx.command) | features_of(ctx.command.callback)):
-            if name in state.features:
-                raise CommandRefused(
-                    f"feature {name} is switched off for maintenance: `{' '.join(path)}` did not run. "
-                    f"Set {FORCE_ENV}=1 to run it anyway."
-                )
-        # `blocking` first: banner never stops commands, even when listed in the setting.
-        if state.blocking and state.mode in gate.settings.cli_block_modes:
-            shown = " ".join(path)
-            raise CommandRefused(
-                f"{describe(state)}: `{shown}` did not run. Set {FORCE_ENV}=1 to run it anyway, "
-                f"or add {path[0]!r} to MAINTENANCE_CLI_EXEMPT."
-            )
 
     def on_app_context(sender: Flask, **extra: Any) -> None:
         ctx = click.get_current_context(silent=True)
         if ctx is not None and ctx.parent is not None:  # inside a command, not Flask resolving one
-            check(ctx)
+            check_command(ctx, sender)
 
-    _gate_group(app.cli, check)
+    _gate_group(app.cli)
     # Only when the `flask` command is loading the app: a receiver would cost every web
     # request's app context ~1.5 µs, and outside the command it has nothing to do.
     if click.get_current_context(silent=True) is not None:
@@ -358,19 +365,54 @@ def install_command_gate(app: Flask, gate: Gate) -> None:
         appcontext_pushed.connect(on_app_context, sender=app, weak=False)
 
 
-def _gate_group(group: click.Group, check: Callable[[click.Context], None]) -> None:
+def check_command(ctx: click.Context, app: Flask | None = None) -> None:
+    """Raise :class:`CommandRefused` when maintenance stops the command ``ctx`` is running."""
+    path = _command_path(ctx)
+    if not path or path[0] in ALWAYS_EXEMPT or forced():
+        return
+    app = app or _running_app(ctx)
+    extension = None if app is None else app.extensions.get("maintenance")
+    if extension is None:
+        return  # an app without the extension: nothing to enforce
+    gate = extension._gate(app)
+    if _exempt(ctx, path, gate.settings.cli_exempt):
+        return
+    state = gate.cache.get()
+    for name in sorted(features_of(ctx.command) | features_of(ctx.command.callback)):
+        if name in state.features:
+            raise CommandRefused(
+                f"feature {name} is switched off for maintenance: `{' '.join(path)}` did not run. "
+                f"Set {FORCE_ENV}=1 to run it anyway."
+            )
+    # `blocking` first: banner never stops commands, even when listed in the setting.
+    if state.blocking and state.mode in gate.settings.cli_block_modes:
+        raise CommandRefused(
+            f"{describe(state)}: `{' '.join(path)}` did not run. Set {FORCE_ENV}=1 to run it anyway, "
+            f"or add {path[0]!r} to MAINTENANCE_CLI_EXEMPT."
+        )
+
+
+def _running_app(ctx: click.Context) -> Flask | None:
+    """The app the ``flask`` command loaded (or ``app.test_cli_runner()`` gave)."""
+    info = ctx.find_object(ScriptInfo)
+    if info is not None:
+        return info.load_app()
+    return current_app._get_current_object() if current_app else None  # type: ignore[attr-defined]
+
+
+def _gate_group(group: click.Group) -> None:
     resolve = group.get_command
 
     def get_command(ctx: click.Context, name: str) -> click.Command | None:
         command = resolve(ctx, name)
         if command is not None and not getattr(command, "_maintenance_gated", False):
-            _gate_command(command, check)
+            _gate_command(command)
         return command
 
     group.get_command = get_command  # type: ignore[method-assign,assignment]
 
 
-def _gate_command(command: click.Command, check: Callable[[click.Context], None]) -> None:
+def _gate_command(command: click.Command) -> None:
     command._maintenance_gated = True  # type: ignore[attr-defined]
     if isinstance(command, click.Group):
         # A group's callback runs before its subcommand; by then Click knows which one, but has
@@ -391,17 +433,17 @@ def _gate_command(command: click.Command, check: Callable[[click.Context], None]
         def gated_callback(*args: Any, **kwargs: Any) -> Any:
             ctx = click.get_current_context()
             if not asks_for_help.get(ctx, False):
-                check(ctx)
+                check_command(ctx)
             return callback(*args, **kwargs) if callback is not None else None
 
         command.resolve_command = resolve_command  # type: ignore[method-assign]
         command.callback = gated_callback
-        _gate_group(command, check)
+        _gate_group(command)
         return
     invoke = command.invoke
 
     def gated_invoke(ctx: click.Context) -> Any:
-        check(ctx)
+        check_command(ctx)
         return invoke(ctx)
 
     command.invoke = gated_invoke  # type: ignore[method-assign]
@@ -417,8 +459,6 @@ def _command_path(ctx: click.Context) -> tuple[str, ...]:
 
 
 def _exempt(ctx: click.Context, path: tuple[str, ...], exempt_names: frozenset[str]) -> bool:
-    if not path or path[0] in ALWAYS_EXEMPT or forced():
-        return True
     command = ctx.command
     if getattr(command, "__maintenance_exempt__", False) or getattr(
         command.callback, "__maintenance_exempt__", False
@@ -445,7 +485,7 @@ def maintenance_render_page(path: str) -> None:
         _extension().status(),
         retry_after=settings.retry_after,
         status_path=settings.status_path,
-        now=utcnow(),
+        now=times.utcnow(),
     )
     target = os.path.abspath(path)
     try:
@@ -462,7 +502,10 @@ def maintenance_render_page(path: str) -> None:
     "--page", metavar="PATH", help="The page nginx serves (default: maintenance.html beside the lock file)."
 )
 @click.option(
-    "--http", "http_level", is_flag=True, help="Print the geo block for MAINTENANCE_ALLOWED_IPS (http {} level)."
+    "--http",
+    "http_level",
+    is_flag=True,
+    help="Print the geo block for MAINTENANCE_ALLOWED_IPS (http {} level).",
 )
 def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
     """Print an nginx snippet to include inside the site's server {} block.
@@ -499,7 +542,9 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
     click.echo(snippet, nl=False)
     _warn_unsearchable(lock_file, "see the lock file")
     if not os.path.exists(page):
-        click.echo(f"warning: {page} does not exist yet: run `flask maintenance render-page {page}`", err=True)
+        click.echo(
+            f"warning: {page} does not exist yet: run `flask maintenance render-page {page}`", err=True
+        )
     else:
         _warn_unsearchable(page, "read the page")
 

@@ -1,10 +1,14 @@
-"""A WSGI layer in front of Flask that sheds the requests it can refuse from the environ alone.
+"""A WSGI layer around Flask that refuses what it can decide before Flask does anything.
 
-A ``before_request`` hook that returns a 503 still pays for the whole Flask request cycle (~55 µs);
-answering here with a prebuilt body costs a few µs, which is what lets a drowning server recover.
-It reads the raw environ on purpose, for speed, and decides only what needs no app context:
-anything it is not sure of (an allowed path or address, a bypass cookie, app bypass rules, a
-custom template) falls through unchanged to the hook, which stays the source of truth.
+A ``before_request`` hook that returns a 503 still pays for the whole Flask request cycle
+(~55 µs); answering here with a prebuilt body costs a few µs, which is what lets a drowning server
+recover. It asks :meth:`Gate.decide <flask_maintenance.gate.Gate.decide>` and sends only plain
+refusals itself; every other verdict goes on to the app with the request, and the hook acts on it
+without deciding again.
+
+It sits directly around Flask's own ``wsgi_app``, inside any middleware the app already had, so it
+sees the environ exactly as Flask will (a prefix-stripping middleware has stripped, ProxyFix has
+fixed ``REMOTE_ADDR``). Where it cannot find that spot, it stays out and says so once.
 """
 
 from __future__ import annotations
@@ -13,75 +17,92 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from .gate import Gate
+from .gate import IDLE, Action, Gate
 from .responses import STATUS_LINE
-from .signals import request_blocked
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from flask import Flask
 
 logger = logging.getLogger("flask_maintenance")
 
+_REFUSE = Action.REFUSE  # a module constant: cheaper than the enum's class attribute
+#: Attributes in which WSGI middleware commonly keep the app they wrap.
+_INNER_APP_ATTRIBUTES = ("app", "wsgi_app", "application", "wrapped", "_app")
+_MAX_DEPTH = 32
+
 
 class FastPath:
-    """Wraps ``app.wsgi_app``; see the module docstring."""
+    """Wraps Flask's own ``wsgi_app``; see the module docstring."""
 
     def __init__(self, wsgi_app: WSGIApplication, gate: Gate) -> None:
         self.wsgi_app = wsgi_app
         self.gate = gate
-        # With ProxyFix inside this layer, REMOTE_ADDR here is still the proxy's: leave
-        # forwarded requests to the hook, which sees the fixed address.
-        self._proxy_inside = _wraps_proxy_fix(wsgi_app)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         gate = self.gate
         state = gate.cache.get()
-        # request_blocked receivers need a request context: the hook's job.
-        if not state.blocking or request_blocked.receivers:
+        verdict = IDLE if state.idle else gate.decide(state, environ)
+        if verdict.action is _REFUSE:
+            answer = gate.answer(state, verdict.as_json)
+            method = environ.get("REQUEST_METHOD", "GET").upper()
+            # The same quiet record the hook writes: DEBUG per refused request, never more.
+            logger.debug("refused %s %s (maintenance, mode %s)", method, environ.get("PATH_INFO"), state.mode)
+            start_response(STATUS_LINE, answer.wsgi_headers())
+            return [] if method == "HEAD" else [answer.body]
+        token = gate.verdict.set(verdict)
+        try:
             return self.wsgi_app(environ, start_response)
-        raw_path = environ.get("PATH_INFO", "")
-        if not raw_path.isascii():
-            # WSGI carries the path as latin-1 text; request.path is its UTF-8 reading.
-            try:
-                raw_path = raw_path.encode("latin-1").decode("utf-8", "replace")
-            except UnicodeEncodeError:  # not a valid WSGI string: let the hook decide
-                return self.wsgi_app(environ, start_response)
-        # Werkzeug's request.path folds leading slashes the same way.
-        path = "/" + raw_path.lstrip("/")
-        method = environ.get("REQUEST_METHOD", "GET")
-        if gate.passes_anyway(state, path, method) or self._may_bypass(environ):
-            return self.wsgi_app(environ, start_response)
-        as_json = gate.wants_json(path, environ.get("HTTP_ACCEPT"))
-        if gate.settings.template and not as_json:
-            return self.wsgi_app(environ, start_response)
-        answer = gate.answer(state, as_json)
-        # The same quiet record the hook writes: DEBUG per refused request, never more.
-        logger.debug("refused %s %s (maintenance, mode %s)", method, path, state.mode)
-        start_response(STATUS_LINE, answer.wsgi_headers())
-        return [] if method == "HEAD" else [answer.body]
-
-    def _may_bypass(self, environ: WSGIEnvironment) -> bool:
-        gate = self.gate
-        cookies = environ.get("HTTP_COOKIE", "")
-        if gate.cookie.name + "=" in cookies:
-            return True
-        if any(rule.may_pass(cookies) for rule in gate.rules):  # app rules run in the hook
-            return True
-        if not gate.allowlist:
-            return False
-        if self._proxy_inside and "HTTP_X_FORWARDED_FOR" in environ:
-            return True
-        return gate.allowlist.allows(environ.get("REMOTE_ADDR"))
+        finally:
+            gate.verdict.reset(token)
 
 
-def _wraps_proxy_fix(wsgi_app: Any) -> bool:
-    """Whether a ProxyFix sits somewhere inside ``wsgi_app`` (middleware keep the next in ``.app``)."""
-    for _ in range(16):
-        if isinstance(wsgi_app, ProxyFix):
-            return True
-        wsgi_app = getattr(wsgi_app, "app", getattr(wsgi_app, "wsgi_app", None))
-        if wsgi_app is None:
-            return False
-    return False
+def install(app: Flask, gate: Gate) -> bool:
+    """Put a :class:`FastPath` directly around ``app``'s own ``wsgi_app``; return whether it could.
+
+    Middleware installed before this keep the app's ``wsgi_app`` in an attribute (``.app`` for
+    Werkzeug's, ``.application`` for WhiteNoise's, ...): the fast path goes inside the innermost.
+    """
+    if _is_flask_own(app, app.wsgi_app):
+        app.wsgi_app = FastPath(app.wsgi_app, gate)  # type: ignore[method-assign]
+        return True
+    holder = _holder_of_flask_own(app)
+    if holder is None:
+        logger.warning(
+            "maintenance fast path disabled for %s: app.wsgi_app was wrapped (%s) before "
+            "Maintenance(app), and Flask's own wsgi_app cannot be found inside it; every request "
+            "goes to the request hook. Call Maintenance(app) before wrapping app.wsgi_app to "
+            "keep the fast path.",
+            app.name,
+            type(app.wsgi_app).__name__,
+        )
+        return False
+    middleware, attribute = holder
+    setattr(middleware, attribute, FastPath(getattr(middleware, attribute), gate))
+    return True
+
+
+def _is_flask_own(app: Flask, candidate: Any) -> bool:
+    """Whether ``candidate`` is ``app.wsgi_app`` as Flask defines it (a bound method of ``app``)."""
+    return getattr(candidate, "__self__", None) is app and getattr(candidate, "__func__", None) is getattr(
+        type(app).wsgi_app, "__func__", type(app).wsgi_app
+    )
+
+
+def _holder_of_flask_own(app: Flask) -> tuple[Any, str] | None:
+    """The middleware, and its attribute, that holds ``app``'s own ``wsgi_app``."""
+    node: Any = app.wsgi_app
+    for _ in range(_MAX_DEPTH):
+        inner = None
+        for attribute in _INNER_APP_ATTRIBUTES:
+            candidate = getattr(node, attribute, None)
+            if candidate is None or candidate is app:
+                continue
+            if _is_flask_own(app, candidate):
+                return node, attribute
+            if inner is None and callable(candidate):
+                inner = candidate
+        if inner is None:
+            return None
+        node = inner
+    return None

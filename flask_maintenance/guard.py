@@ -13,11 +13,11 @@ from collections.abc import Callable, Collection, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from . import times
 from .backends import Backend, FileBackend, backend_from_url
 from .errors import BackendError, ConfigurationError, MaintenanceActive
-from .plan import Plan, features_of, resolve
-from .state import BLOCKING_MODES, State
-from .times import utcnow
+from .model import Plan, State, features_of, resolve
+from .rules import BLOCKING_MODES
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -120,7 +120,7 @@ def backend_guard(backend: Backend, raise_: bool = False) -> Guard:
     def read_state() -> tuple[State, Collection[str]]:
         lock = State.parse(backend.read(), _DEFAULT_RETRY)[0]
         plan = Plan.parse(plan_backend.read())[0]
-        return resolve(lock, plan, utcnow(), _DEFAULT_RETRY), BLOCKING_MODES
+        return resolve(lock, plan, times.utcnow(), _DEFAULT_RETRY), BLOCKING_MODES
 
     return Guard(read_state, raise_=raise_)
 
@@ -179,7 +179,10 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--backend", metavar="URL", help=f"a redis:// URL (default: ${BACKEND_ENV})")
     source.add_argument("--app", metavar="IMPORT", help="import the app like `flask --app` does")
     parser.add_argument(
-        "--skip-exit-code", metavar="N", type=_exit_code, default=EX_TEMPFAIL,
+        "--skip-exit-code",
+        metavar="N",
+        type=_exit_code,
+        default=EX_TEMPFAIL,
         help=f"exit status when skipped (default {EX_TEMPFAIL}; 0 for cron that mails on failure)",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing when skipping")

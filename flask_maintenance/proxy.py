@@ -15,8 +15,8 @@ from datetime import datetime
 
 from .config import IPNetwork
 from .errors import ConfigurationError
+from .model import State
 from .responses import blocked
-from .state import State
 
 #: The internal URI the snippet serves the page under (never reachable from outside).
 PAGE_URI = "/__flask_maintenance_page__"

@@ -22,7 +22,7 @@ from flask import Flask
 
 from .backends import FileBackend
 from .extension import EXTENSION_KEY, Maintenance
-from .state import State
+from .model import State
 
 
 class MaintenanceFixture:

@@ -6,21 +6,20 @@ WSGI fast path and the ``before_request`` hook send byte-identical responses.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from werkzeug.datastructures import MIMEAccept
-from werkzeug.http import parse_accept_header
-
-from .state import State, encodable
+from .rules import encodable
+from .times import format_instant
 
 if TYPE_CHECKING:
-    from .plan import Feature
-from .times import format_instant
+    from .model import Feature, State
 
 PROBLEM_TYPE = "urn:flask-maintenance:problem:maintenance"
 READONLY_PROBLEM_TYPE = "urn:flask-maintenance:problem:read-only"
@@ -33,6 +32,16 @@ READONLY_DETAIL = "The service is read-only during maintenance; changes cannot b
 STATUS_LINE = "503 SERVICE UNAVAILABLE"
 
 
+#: How much of an Accept header is looked at, and how many of its entries: a hostile header of
+#: any length costs no more than a browser's.
+ACCEPT_PREFIX = 1024
+ACCEPT_ENTRIES = 32
+#: Longest ``X-Maintenance-Banner``: proxies refuse (nginx: 502) answers with huge headers.
+MAX_BANNER_BYTES = 1024
+_JSON_TYPES = ("application/json", "application/problem+json")
+_QUALITY = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+
+
 @dataclass(frozen=True)
 class Answer:
     """A complete HTTP answer: status code, headers (without Content-Length) and body."""
@@ -40,19 +49,52 @@ class Answer:
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    #: The ``Retry-After`` it sends, in seconds.
+    retry_after: int
 
     def wsgi_headers(self) -> list[tuple[str, str]]:
         return [*self.headers, ("Content-Length", str(len(self.body)))]
 
 
 def prefers_json(accept: str | None) -> bool:
-    """Whether an Accept header prefers JSON over HTML."""
+    """Whether an Accept header prefers JSON over HTML.
+
+    Hand-written rather than Werkzeug's ``parse_accept_header``, which costs milliseconds on a
+    hostile 8 KB header: only the first :data:`ACCEPT_PREFIX` characters and
+    :data:`ACCEPT_ENTRIES` entries are read, and only two qualities matter. As in RFC 9110, the
+    most specific range that covers a type gives its quality.
+    """
     # Cheap first look: most browsers and crawlers never mention JSON.
-    if not accept or "json" not in accept:
+    if not accept or "json" not in accept[:ACCEPT_PREFIX]:
         return False
-    offered = parse_accept_header(accept, MIMEAccept)
-    json_quality = max(offered["application/json"], offered["application/problem+json"])
-    return json_quality > offered["text/html"]
+    # (specificity, quality) of the most specific range seen that covers each type.
+    html: tuple[int, float] = (-1, 0.0)
+    json_: tuple[int, float] = (-1, 0.0)
+    for entry in accept[:ACCEPT_PREFIX].split(",", ACCEPT_ENTRIES)[:ACCEPT_ENTRIES]:
+        media, _, parameters = entry.partition(";")
+        media = media.strip().lower()
+        quality = _quality(parameters)
+        if media == "*/*":
+            html, json_ = max(html, (0, quality)), max(json_, (0, quality))
+        elif media == "text/*":
+            html = max(html, (1, quality))
+        elif media == "application/*":
+            json_ = max(json_, (1, quality))
+        elif media == "text/html":
+            html = max(html, (2, quality))
+        elif media in _JSON_TYPES:
+            json_ = max(json_, (2, quality))
+    return json_[1] > html[1]
+
+
+def _quality(parameters: str) -> float:
+    """The ``q`` of a media range's parameters: 1 when absent, 0 when unreadable."""
+    for parameter in parameters.split(";", 4)[:4]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            match = _QUALITY.fullmatch(value.strip())
+            return float(match.group(0)) if match else 0.0
+    return 1.0
 
 
 def blocked(
@@ -100,14 +142,14 @@ def blocked(
     ]
     if banner is not None:
         headers.append(("X-Maintenance-Banner", banner))
-    return Answer(status=503, headers=tuple(headers), body=body)
+    return Answer(status=503, headers=tuple(headers), body=body, retry_after=retry_after)
 
 
 def public_status(state: State, now: datetime) -> dict[str, Any]:
     """The status document anyone may read: no secret, address, host or path."""
     return {
         "active": state.active,
-        "mode": state.mode if state.active else None,
+        "mode": state.mode,
         "message": state.message if state.active else None,
         "retry_after": state.retry_after(now) if state.blocking else None,
         "started_at": _instant(state.started_at),
@@ -118,13 +160,35 @@ def public_status(state: State, now: datetime) -> dict[str, Any]:
 
 
 def banner_header(state: State) -> str:
-    """``X-Maintenance-Banner``: the banner text, percent-encoded where HTTP headers can't carry it."""
-    text = " ".join((state.banner or "").split())
+    """``X-Maintenance-Banner``: the banner text, percent-encoded where HTTP headers can't carry it,
+    at most :data:`MAX_BANNER_BYTES` long, cut between characters with an ellipsis."""
+    return _banner_header(state.banner or "")
+
+
+@functools.lru_cache(maxsize=16)  # thread-safe; the hook asks for it on every request in banner mode
+def _banner_header(banner: str) -> str:
+    text = " ".join(banner.split())
     if text.isascii() and text.isprintable():
-        return text
-    return quote(encodable(text), safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~")
+        if len(text) <= MAX_BANNER_BYTES:
+            return text
+        return text[: MAX_BANNER_BYTES - 3] + "..."
+    pieces: list[str] = []
+    size = 0
+    ellipsis = _encoded("\u2026")
+    for character in encodable(text):
+        piece = _encoded(character)
+        if size + len(piece) > MAX_BANNER_BYTES:
+            while size + len(ellipsis) > MAX_BANNER_BYTES:
+                size -= len(pieces.pop())
+            pieces.append(ellipsis)
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return "".join(pieces)
 
 
+def _encoded(character: str) -> str:
+    return quote(character, safe=" !\"#$&'()*+,-./:;<=>?@[]^_`{|}~")
 
 
 def _instant(moment: datetime | None) -> str | None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from . import times
 from .errors import ConfigurationError
-from .times import MAX_DURATION, format_instant, parse_duration, parse_instant, utcnow
+from .times import MAX_DURATION, format_instant, parse_duration, parse_instant
 
 MODES = ("full", "readonly", "banner")
 #: Modes in which requests (and, by default, commands) are refused.
@@ -104,7 +105,7 @@ def instant(value: object, label: str = "time") -> datetime:
 def future_instant(value: object, label: str = "time", now: datetime | None = None) -> datetime:
     """An :func:`instant` after ``now`` and at most a year ahead."""
     moment = instant(value, label)
-    now = now or utcnow()
+    now = now or times.utcnow()
     if moment <= now:
         raise ConfigurationError(f"{label} {format_instant(moment)} is in the past")
     if moment > now + MAX_DURATION:

@@ -17,7 +17,11 @@ MAX_DURATION = timedelta(days=366)
 
 
 def utcnow() -> datetime:
-    """The current time, timezone-aware in UTC."""
+    """The current time, timezone-aware in UTC.
+
+    Every module calls it as ``times.utcnow()``, so that tests can move the time of day for the
+    whole package in this one place.
+    """
     return datetime.now(timezone.utc)
 
 
@@ -56,9 +60,7 @@ def parse_instant(text: str) -> datetime:
             f"invalid time {text!r}: use ISO 8601 such as 2026-11-21T22:00:00Z"
         ) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ConfigurationError(
-            f"time {text!r} has no timezone: end it with Z or an offset such as +01:00"
-        )
+        raise ConfigurationError(f"time {text!r} has no timezone: end it with Z or an offset such as +01:00")
     try:
         return parsed.astimezone(timezone.utc)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flask_maintenance.backends import FileBackend
-from flask_maintenance.state import State
+from flask_maintenance.model import State
 from flask_maintenance.times import utcnow
 
 # The console scripts installed next to the interpreter running the tests.
@@ -134,14 +134,14 @@ def plug_sync():
         marker.write("ran\\n")
 '''
 
-BROKEN_APP_SOURCE = '''
+BROKEN_APP_SOURCE = """
 import os
 
 # Leave a trace of the import, then fail like an app with a broken dependency.
 with open(os.path.join(os.environ["SUBJECT_MARKERS"], "broken-app-imported"), "a") as marker:
     marker.write("ran\\n")
 raise RuntimeError("the database driver is missing")
-'''
+"""
 
 
 @dataclass

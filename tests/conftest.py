@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,22 @@ from flask import Flask
 from hypothesis.configuration import set_hypothesis_home_dir
 
 import flask_maintenance.cache
+import flask_maintenance.times
 from flask_maintenance import Maintenance
 
 AppFactory = Callable[..., Flask]
 
 # Hypothesis keeps its caches in ./.hypothesis by default; the tests never write into the repo.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "flask-maintenance-hypothesis")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # The one way the tests may write into the repository, and only when asked.
+    parser.addoption(
+        "--update-screenshots",
+        action="store_true",
+        help="write the browser tests' screenshots into docs/screenshots/ (default: a temporary folder)",
+    )
 
 
 @pytest.fixture
@@ -82,7 +92,7 @@ def app_module(tmp_path: Path) -> Iterator[Path]:
     Its lock file is ``tmp_path/maintenance.lock``, or the ``SUBJECT_LOCK_FILE`` environment
     variable when a test sets it (to point the real CLI at a path it cannot write).
     """
-    source = f'''
+    source = f"""
 import os
 
 from flask import Flask
@@ -99,7 +109,7 @@ maintenance = Maintenance(app)
 @app.get("/")
 def index():
     return "home page"
-'''
+"""
     module = tmp_path / "subject_app.py"
     module.write_text(source)
     yield module
@@ -109,7 +119,9 @@ def index():
 def run_flask(app_module: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the real ``flask`` command against :func:`app_module` and capture its output."""
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "FLASK_APP": app_module.stem, "PYTHONPATH": str(app_module.parent)}
         full_env.pop("FLASK_MAINTENANCE_FORCE", None)
         full_env.update(env or {})
@@ -151,5 +163,5 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """The clocks of every state cache built after this fixture (request it before the app)."""
     fake = Clock()
     monkeypatch.setattr(flask_maintenance.cache, "monotonic", fake)
-    monkeypatch.setattr(flask_maintenance.cache, "utcnow", fake.utcnow)
+    monkeypatch.setattr(flask_maintenance.times, "utcnow", fake.utcnow)
     return fake

@@ -34,7 +34,7 @@ WORKERS = 2
 MAX_SWITCHES_IN_FLIGHT = 3
 APP_MODULE = "load_subject"
 
-APP_SOURCE = '''
+APP_SOURCE = """
 import os
 import sqlite3
 from contextlib import closing
@@ -90,7 +90,7 @@ def whoami():
     # An allowed path: always served, so it tells which worker answered and, through the
     # banner header the extension adds while maintenance is on, what that worker believes.
     return str(os.getpid())
-'''
+"""
 
 SCHEMA = "CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)"
 
@@ -142,7 +142,12 @@ class Project:
         finally:
             db.close()
         # gunicorn >= 25.1 opens a control socket in $XDG_RUNTIME_DIR (else ~/.gunicorn).
-        self.env = {**os.environ, "FLASK_APP": APP_MODULE, "PYTHONPATH": str(root), "XDG_RUNTIME_DIR": str(root)}
+        self.env = {
+            **os.environ,
+            "FLASK_APP": APP_MODULE,
+            "PYTHONPATH": str(root),
+            "XDG_RUNTIME_DIR": str(root),
+        }
         self.env.pop("FLASK_MAINTENANCE_FORCE", None)
         self.env["SUBJECT_CHECK_INTERVAL"] = str(CHECK_INTERVAL)
 
@@ -181,13 +186,21 @@ class Server:
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn",
-                "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(WORKERS),
-                "--worker-class", "sync",
-                "--timeout", "30",
-                "--graceful-timeout", "5",
-                "--log-level", "warning",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(WORKERS),
+                "--worker-class",
+                "sync",
+                "--timeout",
+                "30",
+                "--graceful-timeout",
+                "5",
+                "--log-level",
+                "warning",
                 f"{APP_MODULE}:app",
             ],
             cwd=project.root,
@@ -298,16 +311,24 @@ def check(mode: str, probe: Probe, reply: Reply) -> str:
     refusable = mode == "full" or (mode == "readonly" and probe.writes)
     assert refusable, f"{where}: refused, but this mode lets it through"
     headers = reply.headers
-    assert _SECONDS.match(headers.get("retry-after", "")), f"{where}: Retry-After {headers.get('retry-after')!r}"
-    assert headers.get("cache-control") == "no-store", f"{where}: Cache-Control {headers.get('cache-control')!r}"
+    assert _SECONDS.match(headers.get("retry-after", "")), (
+        f"{where}: Retry-After {headers.get('retry-after')!r}"
+    )
+    assert headers.get("cache-control") == "no-store", (
+        f"{where}: Cache-Control {headers.get('cache-control')!r}"
+    )
     if probe.api:
-        assert headers.get("content-type") == "application/problem+json", f"{where}: {headers.get('content-type')!r}"
+        assert headers.get("content-type") == "application/problem+json", (
+            f"{where}: {headers.get('content-type')!r}"
+        )
         problem = json.loads(reply.body)
         expected_type = READONLY_PROBLEM_TYPE if mode == "readonly" else PROBLEM_TYPE
         assert problem["status"] == 503 and problem["type"] == expected_type, f"{where}: {problem!r}"
         assert problem["retry_after"] == int(headers["retry-after"]), f"{where}: {problem!r}"
     else:
-        assert headers.get("content-type") == "text/html; charset=utf-8", f"{where}: {headers.get('content-type')!r}"
+        assert headers.get("content-type") == "text/html; charset=utf-8", (
+            f"{where}: {headers.get('content-type')!r}"
+        )
         title = "Read-only mode" if mode == "readonly" else "Down for maintenance"
         assert f"<title>{title}</title>".encode() in reply.body, f"{where}: {reply.body[:300]!r}"
     return "503"
@@ -338,9 +359,7 @@ class Tally:
         }
 
 
-def hammer(
-    port: int, mode: str, seconds: float, clients: int, probes: Sequence[Probe] = PROBES
-) -> Tally:
+def hammer(port: int, mode: str, seconds: float, clients: int, probes: Sequence[Probe] = PROBES) -> Tally:
     """``clients`` threads sending ``probes`` round-robin for ``seconds``, each reply checked."""
     tally = Tally()
     stop_at = time.monotonic() + seconds

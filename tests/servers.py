@@ -149,7 +149,11 @@ class Server:
 
 
 def http_get(
-    port: int, path: str = "/", headers: Mapping[str, str] | None = None, method: str = "GET", body: bytes | None = None
+    port: int,
+    path: str = "/",
+    headers: Mapping[str, str] | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> Response:
     """One request to ``127.0.0.1:port`` (a GET unless told), with a bounded timeout."""
     connection = http.client.HTTPConnection(HOST, port, timeout=TIMEOUT)
@@ -200,8 +204,19 @@ class RedisServer(Server):
 
     def command(self) -> list[str]:
         command = [
-            self.executable, "--port", str(self.port), "--bind", HOST, "--save", "",
-            "--appendonly", "no", "--daemonize", "no", "--dir", str(self.directory),
+            self.executable,
+            "--port",
+            str(self.port),
+            "--bind",
+            HOST,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(self.directory),
         ]
         if self.password:
             command += ["--requirepass", self.password]
@@ -267,7 +282,7 @@ def black_hole() -> Iterator[BlackHole]:
 # -- the app under gunicorn ------------------------------------------------------------------
 
 APP_MODULE = "served_app"
-APP_SOURCE = '''
+APP_SOURCE = """
 import os
 
 from flask import Flask
@@ -292,7 +307,7 @@ def index():
 @app.get("/health/live")
 def live():
     return "alive"
-'''
+"""
 
 
 class AppProject:
@@ -316,7 +331,12 @@ class AppProject:
     def flask(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the real ``flask`` command against the app."""
         return subprocess.run(
-            [FLASK, *args], cwd=self.directory, env=self.env, capture_output=True, text=True, timeout=TIMEOUT * 2
+            [FLASK, *args],
+            cwd=self.directory,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT * 2,
         )
 
     def gunicorn(self) -> Gunicorn:
@@ -334,8 +354,16 @@ class Gunicorn(Server):
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "gunicorn", "--bind", f"{HOST}:{self.port}", "--workers", "1",
-            "--graceful-timeout", "2", f"{APP_MODULE}:app",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{HOST}:{self.port}",
+            "--workers",
+            "1",
+            "--graceful-timeout",
+            "2",
+            f"{APP_MODULE}:app",
         ]
 
     def launch(self, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
@@ -384,7 +412,9 @@ class Nginx(Server):
 
     name = "nginx"
 
-    def __init__(self, directory: Path, *, server_snippet: str, http_snippet: str = "", upstream_port: int) -> None:
+    def __init__(
+        self, directory: Path, *, server_snippet: str, http_snippet: str = "", upstream_port: int
+    ) -> None:
         super().__init__(directory)
         self.executable = program("nginx", "nginx")
         self.prefix = directory / f"nginx-{self.port}"
@@ -437,6 +467,4 @@ class Nginx(Server):
 
     def check_config(self) -> subprocess.CompletedProcess[str]:
         """``nginx -t`` on this configuration, without starting a server."""
-        return subprocess.run(
-            [*self.command(), "-t"], capture_output=True, text=True, timeout=TIMEOUT
-        )
+        return subprocess.run([*self.command(), "-t"], capture_output=True, text=True, timeout=TIMEOUT)

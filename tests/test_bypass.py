@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 import itsdangerous.timed
 import pytest
@@ -35,7 +35,7 @@ def cookie_attributes(header: str) -> set[str]:
 
 
 class TestAllowedAddresses:
-    ALLOWED = ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::1"]
+    ALLOWED: ClassVar[list[str]] = ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32", "::1"]
 
     @fast_path
     @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def proxied_app(tmp_path: Path, *, proxy_fix_first: bool, fast: bool) -> Flask:
 
 
 class TestBehindProxyFix:
-    PROXY = {"REMOTE_ADDR": "127.0.0.1"}
+    PROXY: ClassVar[dict[str, str]] = {"REMOTE_ADDR": "127.0.0.1"}
 
     @fast_path
     @pytest.mark.parametrize("proxy_fix_first", [True, False], ids=["proxyfix-before", "proxyfix-after"])
@@ -126,7 +126,9 @@ class TestBehindProxyFix:
 
     @fast_path
     @pytest.mark.parametrize("proxy_fix_first", [True, False], ids=["proxyfix-before", "proxyfix-after"])
-    def test_a_client_cannot_spoof_past_the_trusted_hop(self, tmp_path: Path, proxy_fix_first: bool, fast: bool) -> None:
+    def test_a_client_cannot_spoof_past_the_trusted_hop(
+        self, tmp_path: Path, proxy_fix_first: bool, fast: bool
+    ) -> None:
         app = proxied_app(tmp_path, proxy_fix_first=proxy_fix_first, fast=fast)
         # The client wrote "10.0.0.1"; the proxy appended the address it really saw.
         response = app.test_client().get(
@@ -206,7 +208,9 @@ class TestSecretLink:
     @pytest.mark.parametrize(
         "token", ["wrong", "open-sesame-12", "open-sesame-1234", "OPEN-SESAME-123", "x" * 5000]
     )
-    def test_a_wrong_token_is_403_and_sets_nothing(self, make_app: AppFactory, fast: bool, token: str) -> None:
+    def test_a_wrong_token_is_403_and_sets_nothing(
+        self, make_app: AppFactory, fast: bool, token: str
+    ) -> None:
         app = make_app(MAINTENANCE_FAST_PATH=fast)
         app.extensions["maintenance"].enable(secret="open-sesame-123", app=app)
         client = app.test_client()
@@ -238,7 +242,9 @@ class TestSecretLink:
         client.set_cookie(COOKIE, value)
         assert client.get("/").status_code == 503
 
-    def test_a_cookie_signed_with_another_secret_key_does_not_bypass(self, make_app: AppFactory, tmp_path: Path) -> None:
+    def test_a_cookie_signed_with_another_secret_key_does_not_bypass(
+        self, make_app: AppFactory, tmp_path: Path
+    ) -> None:
         app = make_app()
         app.extensions["maintenance"].enable(secret="open-sesame-123", app=app)
         client = app.test_client()
@@ -251,7 +257,9 @@ class TestSecretLink:
         other_client.set_cookie(COOKIE, stolen.value)
         assert other_client.get("/").status_code == 503
 
-    def test_only_a_hash_of_the_token_is_stored(self, app: Flask, maintenance: Maintenance, lock_file: Path) -> None:
+    def test_only_a_hash_of_the_token_is_stored(
+        self, app: Flask, maintenance: Maintenance, lock_file: Path
+    ) -> None:
         maintenance.enable(secret="open-sesame-123", app=app)
         stored = lock_file.read_text()
         assert "open-sesame-123" not in stored
@@ -385,7 +393,9 @@ class TestOpenPaths:
 
     @fast_path
     @pytest.mark.parametrize("status_path", ["/_maintenance", "/ops/maintenance/"])
-    def test_the_status_path_is_always_served(self, make_app: AppFactory, fast: bool, status_path: str) -> None:
+    def test_the_status_path_is_always_served(
+        self, make_app: AppFactory, fast: bool, status_path: str
+    ) -> None:
         app = make_app(MAINTENANCE_STATUS_PATH=status_path, MAINTENANCE_FAST_PATH=fast)
         app.extensions["maintenance"].enable(app=app)
         response = app.test_client().get(status_path.rstrip("/"))

@@ -50,11 +50,16 @@ def assert_cli_refused(result: Result) -> None:
 
 
 def snapshot(directory: Path) -> dict[str, bytes | None]:
-    """Every entry of the lock's folder with its bytes (None for folders): the whole state."""
+    """Every entry of the lock's folder with its bytes (None for folders): the whole state.
+
+    The empty ``<lock>.flock`` that writers hold while they write is not state, and may appear.
+    """
     if not directory.exists():
         return {}
     return {
-        entry.name: (entry.read_bytes() if entry.is_file() else None) for entry in sorted(directory.iterdir())
+        entry.name: (entry.read_bytes() if entry.is_file() else None)
+        for entry in sorted(directory.iterdir())
+        if not entry.name.endswith(".flock")
     }
 
 
@@ -69,7 +74,9 @@ class TestOn:
 
     def test_on_with_every_option(self, app: Flask, lock_file: Path) -> None:
         before = datetime.now(timezone.utc).replace(microsecond=0)
-        result = invoke(app, "on", "--mode", "readonly", "--retry", "30", "--message", "Disk swap", "--for", "30m")
+        result = invoke(
+            app, "on", "--mode", "readonly", "--retry", "30", "--message", "Disk swap", "--for", "30m"
+        )
         assert_ok(result)
         record = json.loads(lock_file.read_bytes())
         assert (record["mode"], record["retry"], record["message"]) == ("readonly", 30, "Disk swap")
@@ -118,7 +125,7 @@ class TestOn:
         assert app.config["MAINTENANCE_LOCK_FILE"] == str(instance / "maintenance.lock")
         assert_ok(invoke(app, "on"))
         assert (instance / "maintenance.lock").is_file()
-        assert sorted(os.listdir(instance)) == ["maintenance.lock"]
+        assert sorted(os.listdir(instance)) == ["maintenance.lock", "maintenance.lock.flock"]
 
 
 class TestSecret:
@@ -170,7 +177,7 @@ class TestOffAndStatus:
         assert_ok(result)
         assert "OFF" in result.stdout
         assert not lock_file.exists()
-        assert sorted(os.listdir(lock_file.parent)) == []
+        assert sorted(os.listdir(lock_file.parent)) == [f"{lock_file.name}.flock"]  # no plan, no temp file
         assert app.test_client().get("/").status_code == 200
         assert_ok(invoke(app, "off"))  # already off: not an error
 
@@ -181,7 +188,20 @@ class TestOffAndStatus:
         assert not lock_file.exists()
 
     def test_status_shows_who_when_why_and_until_when(self, app: Flask) -> None:
-        assert_ok(invoke(app, "on", "--mode", "readonly", "--retry", "45", "--message", "Disk swap", "--until", f"{SOON}T00:00:00Z"))
+        assert_ok(
+            invoke(
+                app,
+                "on",
+                "--mode",
+                "readonly",
+                "--retry",
+                "45",
+                "--message",
+                "Disk swap",
+                "--until",
+                f"{SOON}T00:00:00Z",
+            )
+        )
         result = invoke(app, "status")
         assert_ok(result)
         out = result.stdout
@@ -211,7 +231,9 @@ class TestOffAndStatus:
         assert record["token_hash"] not in result.stdout
 
     @pytest.mark.parametrize("content", [b"", b"{broken", b"\x00\xff"])
-    def test_status_of_an_empty_or_damaged_lock_file(self, app: Flask, lock_file: Path, content: bytes) -> None:
+    def test_status_of_an_empty_or_damaged_lock_file(
+        self, app: Flask, lock_file: Path, content: bytes
+    ) -> None:
         lock_file.parent.mkdir(parents=True)
         lock_file.write_bytes(content)
         result = invoke(app, "status")
@@ -298,7 +320,17 @@ class TestRealProcess:
     def test_on_status_off(self, run_flask: RunFlask, tmp_path: Path) -> None:
         lock_file = tmp_path / "maintenance.lock"
         on = run_ok(
-            run_flask, "on", "--mode", "readonly", "--retry", "30", "--message", "Disk swap", "--for", "2h", "--secret"
+            run_flask,
+            "on",
+            "--mode",
+            "readonly",
+            "--retry",
+            "30",
+            "--message",
+            "Disk swap",
+            "--for",
+            "2h",
+            "--secret",
         )
         assert "Maintenance is ON (mode readonly)" in on.stdout
         assert re.search(r"bypass link: /_maintenance/bypass/\S{20,}", on.stdout)

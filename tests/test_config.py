@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Clock
 from flask import Flask
 from jinja2 import DictLoader
 
 from flask_maintenance import ConfigurationError, Maintenance, MaintenanceError
-
-from conftest import Clock
 
 AppFactory = Callable[..., Flask]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from flask_maintenance.model import State
 from flask_maintenance.responses import FULL_DETAIL, PROBLEM_TYPE
-from flask_maintenance.state import State
 
 AppFactory = Callable[..., Flask]
 RunFlask = Callable[..., subprocess.CompletedProcess[str]]
@@ -141,7 +141,7 @@ def test_a_damaged_lock_file_means_full_maintenance_with_defaults_and_one_warnin
     warnings = maintenance_warnings(caplog)
     assert len(warnings) == expected_warnings, [r.getMessage() for r in warnings]
     for record in warnings:
-        assert "lock file" in record.getMessage()
+        assert "maintenance lock" in record.getMessage()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 

@@ -219,6 +219,7 @@ def assert_skipped(result: subprocess.CompletedProcess[str], status: int = 75, m
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 class TestGuardScript:
     def test_lock_file_on_skips_off_runs(self, project: Project) -> None:
         lock = str(project.lock_file)
@@ -279,7 +280,9 @@ class TestGuardScript:
     def test_force_environment_variable(self, project: Project) -> None:
         project.switch_on()
         force = {"FLASK_MAINTENANCE_FORCE": "1"}
-        result = project.guard("--lock-file", str(project.lock_file), "--", *writes_marker(project), env=force)
+        result = project.guard(
+            "--lock-file", str(project.lock_file), "--", *writes_marker(project), env=force
+        )
         assert result.returncode == 0, result.stderr
         assert project.ran("job") == 1
 
@@ -328,19 +331,31 @@ class TestGuardScript:
             pytest.param(["--lock-file", "L"], ["no COMMAND"], id="no-command"),
             pytest.param(["--lock-file", "L", "--"], ["no COMMAND"], id="nothing-after-dashes"),
             pytest.param(
-                ["--lock-file", "L", "--skip-exit-code", "soon", "--", "true"], ["--skip-exit-code"], id="skip-code-word"
+                ["--lock-file", "L", "--skip-exit-code", "soon", "--", "true"],
+                ["--skip-exit-code"],
+                id="skip-code-word",
             ),
             pytest.param(
-                ["--lock-file", "L", "--skip-exit-code", "300", "--", "true"], ["--skip-exit-code"], id="skip-code-range"
+                ["--lock-file", "L", "--skip-exit-code", "300", "--", "true"],
+                ["--skip-exit-code"],
+                id="skip-code-range",
             ),
             pytest.param(
-                ["--lock-file", "L", "--skip-exit-code", "²", "--", "true"], ["must be a number"], id="skip-code-superscript"
+                ["--lock-file", "L", "--skip-exit-code", "²", "--", "true"],
+                ["must be a number"],
+                id="skip-code-superscript",
             ),
-            pytest.param(["--lock-file", "L", "--app", "cli_subject", "--", "true"], ["--app"], id="both-sources"),
+            pytest.param(
+                ["--lock-file", "L", "--app", "cli_subject", "--", "true"], ["--app"], id="both-sources"
+            ),
             pytest.param(["--", "true"], ["MAINTENANCE_LOCK_FILE"], id="no-source"),
-            pytest.param(["--app", "no_such_module", "--", "true"], ["cannot load the app"], id="app-not-found"),
             pytest.param(
-                ["--app", "cli_subject:nothing", "--", "true"], ["cannot load the app"], id="no-such-attribute"
+                ["--app", "no_such_module", "--", "true"], ["cannot load the app"], id="app-not-found"
+            ),
+            pytest.param(
+                ["--app", "cli_subject:nothing", "--", "true"],
+                ["cannot load the app"],
+                id="no-such-attribute",
             ),
             pytest.param(["--bogus", "--lock-file", "L", "--", "true"], ["--bogus"], id="unknown-option"),
         ],

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Clock
 from flask import Blueprint, Flask, Response, session
 from flask.sessions import SecureCookieSessionInterface
 
 from flask_maintenance import Maintenance, MaintenanceError
-
-from conftest import Clock
 
 AppFactory = Callable[..., Flask]
 
@@ -31,7 +30,9 @@ def records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRec
 
 class TestHookOrder:
     @fast_path
-    def test_no_other_before_request_hook_runs_for_a_refused_request(self, tmp_path: Path, fast: bool) -> None:
+    def test_no_other_before_request_hook_runs_for_a_refused_request(
+        self, tmp_path: Path, fast: bool
+    ) -> None:
         ran: list[str] = []
         app = Flask("ordered", instance_path=str(tmp_path / "instance"))
         app.config.update(
@@ -108,7 +109,9 @@ class TestHookOrder:
             assert opened == []  # the fast path answers before Flask opens a session
 
     @fast_path
-    @pytest.mark.parametrize(("method", "path"), [("GET", "/nowhere"), ("POST", "/"), ("PUT", "/health/live")])
+    @pytest.mark.parametrize(
+        ("method", "path"), [("GET", "/nowhere"), ("POST", "/"), ("PUT", "/health/live")]
+    )
     def test_unrouted_requests_get_503_not_404_or_405(
         self, make_app: AppFactory, fast: bool, method: str, path: str
     ) -> None:
@@ -133,7 +136,9 @@ class TestHookOrder:
 
 class TestCheckInterval:
     @fast_path
-    def test_the_lock_file_is_read_once_per_interval(self, clock: Clock, make_app: AppFactory, fast: bool) -> None:
+    def test_the_lock_file_is_read_once_per_interval(
+        self, clock: Clock, make_app: AppFactory, fast: bool
+    ) -> None:
         app = make_app(MAINTENANCE_CHECK_INTERVAL=5, MAINTENANCE_FAST_PATH=fast)
         lock_file = Path(app.config["MAINTENANCE_LOCK_FILE"])
         client = app.test_client()
@@ -172,7 +177,9 @@ class TestCheckInterval:
             lock_file.unlink()
 
     @fast_path
-    def test_enable_and_disable_are_seen_at_once(self, clock: Clock, make_app: AppFactory, fast: bool) -> None:
+    def test_enable_and_disable_are_seen_at_once(
+        self, clock: Clock, make_app: AppFactory, fast: bool
+    ) -> None:
         app = make_app(MAINTENANCE_CHECK_INTERVAL=1000, MAINTENANCE_FAST_PATH=fast)
         maintenance: Maintenance = app.extensions["maintenance"]
         client = app.test_client()

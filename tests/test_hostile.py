@@ -29,8 +29,9 @@ from werkzeug.test import TestResponse
 import flask_maintenance.bypass
 from flask_maintenance import Maintenance
 from flask_maintenance.bypass import BypassCookie, hash_token, new_token
+from flask_maintenance.model import State
 from flask_maintenance.responses import FULL_DETAIL
-from flask_maintenance.state import MAX_MESSAGE_LENGTH, State
+from flask_maintenance.rules import MAX_MESSAGE_LENGTH
 
 AppFactory = Callable[..., Flask]
 
@@ -60,7 +61,7 @@ def fast(request: pytest.FixtureRequest) -> bool:
 SCRIPT = "<script>alert('pwned')</script>"
 HOSTILE_MESSAGES = {
     "script": f"Back soon {SCRIPT}",
-    "quotes": "\"'><img src=x onerror=alert(1)> `${x}` \\\" &amp; &lt;",
+    "quotes": '"\'><img src=x onerror=alert(1)> `${x}` \\" &amp; &lt;',
     "closing tags": "</p></main></body><script>document.write(1)</script><!--",
     "json breakers": '"}, "status": 200, "x": {"',
     "unicode and controls": "caf\u00e9 \u2028\u2029 \u202e gnp.exe \x07 \t tab",
@@ -111,9 +112,7 @@ def test_a_message_longer_than_the_limit_in_the_lock_file_is_cut_not_refused(
     assert json.loads(api.get_data())["detail"] == message[:MAX_MESSAGE_LENGTH]
 
 
-def test_non_utf8_bytes_in_the_lock_file_fail_closed_to_the_default_page(
-    app: Flask, lock_file: Path
-) -> None:
+def test_non_utf8_bytes_in_the_lock_file_fail_closed_to_the_default_page(app: Flask, lock_file: Path) -> None:
     place(lock_file, b'{"mode": "banner", "message": "caf\xe9 <script>alert(1)</script>"}')
     client = app.test_client()
     page = client.get("/")
@@ -452,7 +451,9 @@ PUBLIC_KEYS = {"active", "mode", "message", "retry_after", "started_at", "ends_a
 def test_the_status_endpoint_reveals_no_secret_allowlist_user_host_or_path(
     make_app: AppFactory, tmp_path: Path
 ) -> None:
-    app = make_app(MAINTENANCE_ALLOWED_IPS=["198.51.100.0/24", "2001:db8::/32"], SECRET_KEY="s3cr3t-key-value")
+    app = make_app(
+        MAINTENANCE_ALLOWED_IPS=["198.51.100.0/24", "2001:db8::/32"], SECRET_KEY="s3cr3t-key-value"
+    )
     extension = app.extensions["maintenance"]
     state = extension.enable(
         secret=TOKEN, message="Closed", ends_at=datetime.now(timezone.utc) + timedelta(hours=1), app=app
@@ -526,9 +527,7 @@ OFF_SITE = [
 
 @pytest.mark.parametrize("target", OFF_SITE)
 def test_the_bypass_redirect_never_leaves_the_site(guarded: Flask, target: str) -> None:
-    link = guarded.test_client().get(
-        f"/_maintenance/bypass/{TOKEN}", query_string={"next": target}
-    )
+    link = guarded.test_client().get(f"/_maintenance/bypass/{TOKEN}", query_string={"next": target})
     assert link.status_code == 303
     location = link.headers["Location"]
     assert location == "/", (target, location)
@@ -536,9 +535,7 @@ def test_the_bypass_redirect_never_leaves_the_site(guarded: Flask, target: str) 
 
 @pytest.mark.parametrize("target", ["/form", "/api/items?page=2", "/a/b/../c", "/%2F%2Fevil.example"])
 def test_the_bypass_redirect_keeps_a_path_on_this_site(guarded: Flask, target: str) -> None:
-    link = guarded.test_client().get(
-        f"/_maintenance/bypass/{TOKEN}", query_string={"next": target}
-    )
+    link = guarded.test_client().get(f"/_maintenance/bypass/{TOKEN}", query_string={"next": target})
     assert link.status_code == 303
     location = link.headers["Location"]
     parts = urlsplit(location)

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-
 from loadsupport import (
     CHECK_INTERVAL,
     PROBES,
@@ -27,6 +26,8 @@ from loadsupport import (
     request,
     toggling,
 )
+
+pytestmark = pytest.mark.slow
 
 pytest.importorskip("gunicorn", reason="the load tests need gunicorn (pip install -e .[test])")
 

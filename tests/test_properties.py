@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 
 from flask_maintenance import Maintenance
 from flask_maintenance.errors import ConfigurationError
+from flask_maintenance.model import State
 from flask_maintenance.responses import blocked, public_status
-from flask_maintenance.state import MAX_MESSAGE_LENGTH, MAX_RETRY, MODES, State
+from flask_maintenance.rules import MAX_MESSAGE_LENGTH, MODES
+from flask_maintenance.rules import MAX_SECONDS as MAX_RETRY
 from flask_maintenance.times import MAX_DURATION, parse_duration, parse_instant
 
 # No example database in the repository, no flaky deadlines on a busy machine, a quick suite.
@@ -40,7 +42,8 @@ json_values = st.recursive(
 )
 utc_datetimes = st.datetimes(timezones=st.just(timezone.utc))
 offsets = st.builds(
-    timezone, st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59))
+    timezone,
+    st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59)),
 )
 instant_texts = st.one_of(
     st.text(),
@@ -103,7 +106,9 @@ def test_state_parse_never_raises_on_arbitrary_json_and_is_always_on(value: Any)
 
 @PROPERTIES
 @given(records, st.integers(min_value=0, max_value=MAX_RETRY))
-def test_state_parse_of_any_lock_record_is_on_with_typed_fields(record: dict[str, Any], default_retry: int) -> None:
+def test_state_parse_of_any_lock_record_is_on_with_typed_fields(
+    record: dict[str, Any], default_retry: int
+) -> None:
     state, problem = State.parse(json.dumps(record).encode(), default_retry)
     assert_sane(state, problem)
     if "retry" not in record or record["retry"] is None:
@@ -138,7 +143,11 @@ def test_what_state_writes_it_reads_back(state: State) -> None:
 
 
 @PROPERTIES
-@given(st.text() | st.from_regex(r"\A\s*([0-9]{1,7}\s*[smhdwSMHDW]\s*){1,4}\Z") | st.from_regex(r"\A[0-9]{1,9}\Z"))
+@given(
+    st.text()
+    | st.from_regex(r"\A\s*([0-9]{1,7}\s*[smhdwSMHDW]\s*){1,4}\Z")
+    | st.from_regex(r"\A[0-9]{1,9}\Z")
+)
 @example("9" * 5000)
 @example("9" * 5000 + "s")
 @example("1" + "0" * 30 + "w")

@@ -46,7 +46,9 @@ class TestRenderPage:
         assert "<title>Down for maintenance</title>" in html
         assert "Please try again in about 60 seconds." in html
 
-    def test_the_current_message_and_retry(self, app: Flask, maintenance: Maintenance, public_dir: Path) -> None:
+    def test_the_current_message_and_retry(
+        self, app: Flask, maintenance: Maintenance, public_dir: Path
+    ) -> None:
         maintenance.enable(retry=600, message="Back at <b>noon</b>", app=app)
         page = public_dir / "maintenance.html"
         assert run(app, "render-page", str(page)).exit_code == 0
@@ -54,7 +56,9 @@ class TestRenderPage:
         assert "Back at &lt;b&gt;noon&lt;/b&gt;" in html
         assert "Please try again in about 10 minutes." in html
 
-    def test_readonly_becomes_the_full_page(self, app: Flask, maintenance: Maintenance, public_dir: Path) -> None:
+    def test_readonly_becomes_the_full_page(
+        self, app: Flask, maintenance: Maintenance, public_dir: Path
+    ) -> None:
         # nginx cannot let reads through, so its page never promises that they work.
         maintenance.enable(mode="readonly", app=app)
         page = public_dir / "maintenance.html"
@@ -114,7 +118,10 @@ class TestNginxConfig:
         assert "# Render the page first: flask maintenance render-page " + str(page) in text
         assert "geo" not in text and "$flask_maintenance_allowed" not in text
         assert "warning" not in text  # warnings go to stderr, never into the included file
-        assert result.stderr == f"warning: {page} does not exist yet: run `flask maintenance render-page {page}`\n"
+        assert (
+            result.stderr
+            == f"warning: {page} does not exist yet: run `flask maintenance render-page {page}`\n"
+        )
 
     def test_the_page_defaults_to_beside_the_lock_file(self, make_app: AppFactory, public_dir: Path) -> None:
         text = self.snippet(make_app, MAINTENANCE_LOCK_FILE=str(public_dir / "maintenance.lock")).stdout
@@ -122,7 +129,9 @@ class TestNginxConfig:
 
     def test_allowed_paths_and_the_status_path_pass(self, make_app: AppFactory, public_dir: Path) -> None:
         text = self.snippet(
-            make_app, MAINTENANCE_LOCK_FILE=str(public_dir / "m.lock"), MAINTENANCE_ALLOWED_PATHS=["/health/", "/v1.0"]
+            make_app,
+            MAINTENANCE_LOCK_FILE=str(public_dir / "m.lock"),
+            MAINTENANCE_ALLOWED_PATHS=["/health/", "/v1.0"],
         ).stdout
         assert 'if ($uri ~ "^(/health|/v1\\.0|/_maintenance)(/|$)") {' in text
 
@@ -148,8 +157,13 @@ class TestNginxConfig:
         ]
 
     def test_no_allowed_addresses_no_http_part(self, make_app: AppFactory, public_dir: Path) -> None:
-        http = self.snippet(make_app, "--http", MAINTENANCE_LOCK_FILE=str(public_dir / "maintenance.lock")).stdout
-        assert http == "# flask-maintenance: MAINTENANCE_ALLOWED_IPS is empty, so nothing is needed at http {} level.\n"
+        http = self.snippet(
+            make_app, "--http", MAINTENANCE_LOCK_FILE=str(public_dir / "maintenance.lock")
+        ).stdout
+        assert (
+            http
+            == "# flask-maintenance: MAINTENANCE_ALLOWED_IPS is empty, so nothing is needed at http {} level.\n"
+        )
 
     def test_redis_backend_is_refused_in_one_line(self, make_app: AppFactory) -> None:
         pytest.importorskip("redis")
@@ -160,7 +174,9 @@ class TestNginxConfig:
             assert "secret" not in error
 
     @pytest.mark.parametrize("name", ["main tenance.lock", "$host.lock", 'a"b.lock', "a;b.lock"])
-    def test_a_path_nginx_would_misread_is_refused(self, make_app: AppFactory, public_dir: Path, name: str) -> None:
+    def test_a_path_nginx_would_misread_is_refused(
+        self, make_app: AppFactory, public_dir: Path, name: str
+    ) -> None:
         app = make_app(MAINTENANCE_LOCK_FILE=str(public_dir / name))
         assert "which nginx would not read literally" in one_line_error(run(app, "nginx-config"))
 
@@ -170,17 +186,22 @@ class TestNginxConfig:
         private.chmod(0o700)
         page = public_dir / "maintenance.html"
         page.write_text("page")
-        result = self.snippet(make_app, "--page", str(page), MAINTENANCE_LOCK_FILE=str(private / "maintenance.lock"))
+        result = self.snippet(
+            make_app, "--page", str(page), MAINTENANCE_LOCK_FILE=str(private / "maintenance.lock")
+        )
         assert result.stderr == (
             f"warning: other users cannot enter {private} (no o+x): "
             f"nginx's worker may not be able to see the lock file {private / 'maintenance.lock'}\n"
         )
 
 
+@pytest.mark.slow
 class TestRealNginx:
     """Debian's nginx with the generated snippet in front of the app under gunicorn."""
 
-    def test_lock_file_app_down_and_back(self, make_app: AppFactory, public_dir: Path, tmp_path: Path) -> None:
+    def test_lock_file_app_down_and_back(
+        self, make_app: AppFactory, public_dir: Path, tmp_path: Path
+    ) -> None:
         lock, page = public_dir / "maintenance.lock", public_dir / "maintenance.html"
         config = {
             "MAINTENANCE_LOCK_FILE": str(lock),
@@ -247,13 +268,17 @@ class TestRealNginx:
         ours.extensions["maintenance"].enable(app=ours)
         assert run(ours, "render-page", str(page)).exit_code == 0
 
-        project = AppProject(tmp_path / "site", MAINTENANCE_LOCK_FILE=str(lock), MAINTENANCE_ALLOWED_IPS="127.0.0.1/32")
+        project = AppProject(
+            tmp_path / "site", MAINTENANCE_LOCK_FILE=str(lock), MAINTENANCE_ALLOWED_IPS="127.0.0.1/32"
+        )
         with project.gunicorn() as upstream:
 
             def proxy_for(app: Flask, with_http: bool = True) -> Nginx:
                 server = run(app, "nginx-config", "--page", str(page)).stdout
                 http = run(app, "nginx-config", "--http").stdout if with_http else ""
-                return Nginx(public_dir, server_snippet=server, http_snippet=http, upstream_port=upstream.port)
+                return Nginx(
+                    public_dir, server_snippet=server, http_snippet=http, upstream_port=upstream.port
+                )
 
             # Without the http {} part, nginx refuses the configuration rather than guess.
             incomplete = proxy_for(ours, with_http=False).check_config()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import textwrap
 from importlib.metadata import entry_points
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,7 @@ from flask_maintenance import Maintenance
 
 pytest_plugins = ["pytester"]
 
-APP_CONFTEST = '''
+APP_CONFTEST = """
 import pytest
 from flask import Flask, request
 
@@ -45,9 +44,9 @@ def app():
 @pytest.fixture
 def client(app):
     return app.test_client()
-'''
+"""
 
-APP_TESTS = '''
+APP_TESTS = """
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -107,7 +106,7 @@ def test_afterwards_the_configured_lock_file_is_back(app, client):
     assert extension.is_active(app=app) is real_on
     assert client.post("/orders").status_code == (503 if real_on else 201)
     assert extension.status(app=app).features == {}
-'''
+"""
 
 
 def test_the_plugin_is_registered_through_the_pytest11_entry_point() -> None:
@@ -115,6 +114,7 @@ def test_the_plugin_is_registered_through_the_pytest11_entry_point() -> None:
     assert plugins.get("flask_maintenance") == "flask_maintenance.pytest_plugin"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("real_state", ["absent", "on in production"])
 def test_an_apps_test_suite_uses_the_fixture(pytester: pytest.Pytester, real_state: str) -> None:
     real_dir = pytester.path / "srv" / "instance"
@@ -134,6 +134,7 @@ def test_an_apps_test_suite_uses_the_fixture(pytester: pytest.Pytester, real_sta
     assert sorted(p.name for p in real_dir.iterdir()) == ([] if before is None else ["maintenance.lock"])
 
 
+@pytest.mark.slow
 def test_it_needs_the_apps_app_fixture(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_no_app="""
@@ -146,6 +147,7 @@ def test_it_needs_the_apps_app_fixture(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*fixture 'app' not found*"])
 
 
+@pytest.mark.slow
 def test_an_app_without_the_extension_fails_clearly(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_plain_app=textwrap.dedent(

@@ -17,7 +17,9 @@ from types import TracebackType
 import pytest
 
 from flask_maintenance.backends import FileBackend
-from flask_maintenance.state import State
+from flask_maintenance.model import State
+
+pytestmark = pytest.mark.slow
 
 #: Every wait in these tests is bounded by this many seconds.
 TIMEOUT = 60.0
@@ -123,7 +125,7 @@ def test_racing_cli_on_and_off_end_in_one_of_the_two_states_and_readers_never_se
             if round_ % 4 >= 2:
                 pair = pair[::-1]
             processes = [start_flask(app_module, *args) for args in pair]
-            for process, args in zip(processes, pair):
+            for process, args in zip(processes, pair, strict=True):
                 returncode, error = finish(process)
                 assert returncode == 0, (args, error)
             state, warning = final_state(lock)
@@ -145,7 +147,7 @@ def test_racing_cli_on_and_off_end_in_one_of_the_two_states_and_readers_never_se
 WRITER = """
 import sys, time
 from flask_maintenance.backends import FileBackend
-from flask_maintenance.state import State
+from flask_maintenance.model import State
 
 path, label, mode, start_at, seconds = sys.argv[1:6]
 backend = FileBackend(path)
@@ -166,7 +168,7 @@ print(count)
 
 NAIVE_WRITER = """
 import sys, time
-from flask_maintenance.state import State
+from flask_maintenance.model import State
 
 path, label, mode, start_at, seconds = sys.argv[1:6]
 data = State(active=True, mode=mode, message=label * 1500).to_json()
@@ -222,7 +224,9 @@ def test_two_processes_writing_in_a_tight_loop_never_leave_a_half_written_file(t
     assert reader.reads > 100 and reader.on > 0 and reader.off > 0, vars(reader)
     assert min(counts) > 50, counts
     assert leftover_temp_files(tmp_path) == []
-    print(f"\n[races] writes+clears per process: {counts}; reader: {reader.reads} reads, {reader.on} on, {reader.off} off")
+    print(
+        f"\n[races] writes+clears per process: {counts}; reader: {reader.reads} reads, {reader.on} on, {reader.off} off"
+    )
 
 
 def test_the_reader_does_catch_a_non_atomic_writer(tmp_path: Path) -> None:

@@ -19,11 +19,11 @@ AppFactory = Callable[..., Flask]
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "retry_after", "ends_at"}
 
+
 def soon(hour: int, minute: int, second: int = 0) -> datetime:
     """A time of day a month ahead: inside the year enable() accepts for ends_at."""
     day = datetime.now(timezone.utc) + timedelta(days=30)
     return day.replace(hour=hour, minute=minute, second=second, microsecond=0)
-
 
 
 def assert_problem(response: TestResponse) -> dict[str, object]:
@@ -187,7 +187,9 @@ class TestPage:
         return assert_page(app.test_client().get("/", headers={"Accept": "text/html"}))
 
     def test_page_fetches_nothing_from_anywhere(self, app: Flask, maintenance: Maintenance) -> None:
-        maintenance.enable(message="Back at noon", ends_at=datetime.now(timezone.utc) + timedelta(hours=2), app=app)
+        maintenance.enable(
+            message="Back at noon", ends_at=datetime.now(timezone.utc) + timedelta(hours=2), app=app
+        )
         page = self.page(app)
         for pattern in EXTERNAL:
             assert not pattern.search(page), pattern.pattern
@@ -206,7 +208,9 @@ class TestPage:
         assert "<b>bold</b>" not in page
         assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
 
-    def test_a_hostile_message_in_a_hand_written_lock_file_is_escaped_too(self, app: Flask, lock_file: Path) -> None:
+    def test_a_hostile_message_in_a_hand_written_lock_file_is_escaped_too(
+        self, app: Flask, lock_file: Path
+    ) -> None:
         place(lock_file, {"message": "</p><img src=x onerror=alert(1)>"})
         page = self.page(app)
         assert "<img" not in page
@@ -219,7 +223,9 @@ class TestPage:
         assert ends_at.strftime("%Y-%m-%dT05:06:00Z") in page
         assert ends_at.strftime("%Y-%m-%d 05:06 UTC") in page
 
-    def test_without_an_end_the_page_says_when_to_come_back(self, app: Flask, maintenance: Maintenance) -> None:
+    def test_without_an_end_the_page_says_when_to_come_back(
+        self, app: Flask, maintenance: Maintenance
+    ) -> None:
         maintenance.enable(retry=600, app=app)
         assert "10 minutes" in self.page(app)
 
@@ -254,7 +260,9 @@ class TestReadonlyMode:
         assert "Retry-After" not in response.headers
 
     @pytest.mark.parametrize("method", WRITE_METHODS)
-    def test_writes_to_the_api_get_problem_json(self, app: Flask, maintenance: Maintenance, method: str) -> None:
+    def test_writes_to_the_api_get_problem_json(
+        self, app: Flask, maintenance: Maintenance, method: str
+    ) -> None:
         maintenance.enable(mode="readonly", retry=45, message="Migrating", app=app)
         response = app.test_client().open("/api/items", method=method)
         problem = assert_problem(response)
@@ -264,7 +272,9 @@ class TestReadonlyMode:
         assert response.headers["Cache-Control"] == "no-store"
 
     @pytest.mark.parametrize("method", WRITE_METHODS)
-    def test_writes_from_a_browser_get_the_page(self, app: Flask, maintenance: Maintenance, method: str) -> None:
+    def test_writes_from_a_browser_get_the_page(
+        self, app: Flask, maintenance: Maintenance, method: str
+    ) -> None:
         maintenance.enable(mode="readonly", app=app)
         page = assert_page(app.test_client().open("/form", method=method, headers={"Accept": "text/html"}))
         assert "<title>Read-only mode</title>" in page
@@ -298,11 +308,15 @@ class TestBannerMode:
         assert response.status_code == 404
         assert response.headers["X-Maintenance-Banner"] == "Heads up"
 
-    def test_without_a_message_the_banner_has_a_generic_text(self, app: Flask, maintenance: Maintenance) -> None:
+    def test_without_a_message_the_banner_has_a_generic_text(
+        self, app: Flask, maintenance: Maintenance
+    ) -> None:
         maintenance.enable(mode="banner", app=app)
         assert app.test_client().get("/").headers["X-Maintenance-Banner"] == "Maintenance in progress"
 
-    @pytest.mark.parametrize("message", ["Wartung läuft – bis 10 Uhr", "line one\r\nSet-Cookie: evil=1", "tab\there"])
+    @pytest.mark.parametrize(
+        "message", ["Wartung läuft – bis 10 Uhr", "line one\r\nSet-Cookie: evil=1", "tab\there"]
+    )
     def test_the_header_is_always_one_safe_ascii_line(
         self, app: Flask, maintenance: Maintenance, message: str
     ) -> None:
@@ -335,7 +349,9 @@ class TestStatusPath:
     @pytest.mark.parametrize("mode", ["full", "readonly", "banner"])
     def test_status_is_served_in_every_mode(self, app: Flask, maintenance: Maintenance, mode: str) -> None:
         ends_at = soon(0, 0)
-        maintenance.enable(mode=mode, retry=33, message="Why", ends_at=ends_at, secret="the-secret-token", app=app)
+        maintenance.enable(
+            mode=mode, retry=33, message="Why", ends_at=ends_at, secret="the-secret-token", app=app
+        )
         response = app.test_client().get("/_maintenance")
         assert response.status_code == 200
         assert response.headers["Cache-Control"] == "no-store"
@@ -349,7 +365,14 @@ class TestStatusPath:
         maintenance.enable(secret="the-secret-token", app=app)
         state = maintenance.status(app=app)
         body = app.test_client().get("/_maintenance").get_data(as_text=True)
-        for private in ("the-secret-token", state.token_hash, state.window, str(lock_file), "token", "window"):
+        for private in (
+            "the-secret-token",
+            state.token_hash,
+            state.window,
+            str(lock_file),
+            "token",
+            "window",
+        ):
             assert private and private not in body
         assert state.host is not None and f'"{state.host}"' not in body
 
@@ -381,7 +404,9 @@ class TestEnableArguments:
             maintenance.enable(app=app, **arguments)  # type: ignore[arg-type]
         assert lock_file.read_bytes() == before
 
-    def test_enable_and_disable_use_current_app(self, app: Flask, maintenance: Maintenance, lock_file: Path) -> None:
+    def test_enable_and_disable_use_current_app(
+        self, app: Flask, maintenance: Maintenance, lock_file: Path
+    ) -> None:
         with app.app_context():
             maintenance.enable(mode="readonly")
             assert maintenance.is_active() is True

@@ -14,6 +14,7 @@ from flask import Flask
 
 from flask_maintenance import Maintenance
 
+
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path / "project")
@@ -29,6 +30,7 @@ def step(project: Project, script: str) -> list[str]:
 MIGRATE = 'test -f "$1" && cp "$1" "$3/lock-during-step" && "$2" db upgrade'
 
 
+@pytest.mark.slow
 class TestRun:
     def test_on_during_command_off_after_success(self, project: Project) -> None:
         options = ["--mode", "readonly", "--retry", "30", "--message", "Upgrading the database"]
@@ -39,7 +41,7 @@ class TestRun:
         assert (during["mode"], during["retry"]) == ("readonly", 30)
         assert during["message"] == "Upgrading the database"
         assert not project.lock_file.exists()
-        assert "maintenance is off" in result.stderr
+        assert "maintenance is off" in result.stderr.lower()
 
     def test_the_gated_command_is_refused_outside_run(self, project: Project) -> None:
         # What makes the test above meaningful: the same step without `run` is refused.
@@ -55,7 +57,7 @@ class TestRun:
         assert result.returncode == 3
         assert project.ran("step") == 1
         assert project.lock_file.exists()
-        assert "maintenance stays on" in result.stderr
+        assert "maintenance stays on" in result.stderr.lower()
         assert "maintenance is on" in project.flask("maintenance", "status").stdout.lower()
 
     def test_off_after_failure_when_asked(self, project: Project) -> None:
@@ -72,14 +74,17 @@ class TestRun:
         assert project.lock_file.read_bytes() == before
         assert "already on" in result.stderr
 
-    @pytest.mark.parametrize("flag", [None, "--off-on-failure"])
-    def test_command_not_found(self, project: Project, flag: str | None) -> None:
+    @pytest.mark.parametrize("flag", [None, "--keep-on-failure", "--off-on-failure"])
+    def test_a_command_that_cannot_start_gives_back_the_state_there_was(
+        self, project: Project, flag: str | None
+    ) -> None:
         args = ["maintenance", "run", *([flag] if flag else []), "--", "no-such-command-anywhere"]
         result = project.flask(*args)
         assert result.returncode == 127
         assert "cannot run no-such-command-anywhere" in result.stderr
-        # A failure like any other: on by default, off when asked.
-        assert project.lock_file.exists() is (flag is None)
+        # Nothing ran, so there is nothing to keep the site safe from: off again.
+        assert not project.lock_file.exists()
+        assert "maintenance is off" in result.stderr.lower()
 
     @pytest.mark.parametrize(
         ("exit_status", "stays_on"),
@@ -94,8 +99,13 @@ class TestRun:
         )
         argv = [FLASK, "maintenance", "run", "--", *step(project, script)]
         process = subprocess.Popen(
-            argv, cwd=project.root, env=project.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            argv,
+            cwd=project.root,
+            env=project.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             command_pid = int(wait_for_line(project.markers / "ready"))
@@ -153,11 +163,13 @@ class TestWindow:
         maintenance.enable(mode="full", message="Moving the data centre", app=app)
         lock = Path(app.config["MAINTENANCE_LOCK_FILE"])
         before = lock.read_bytes()
-        with pytest.raises(RuntimeError) if fails else nullcontext():
-            with maintenance.window(mode="readonly", off_on_failure=True, app=app) as state:
-                assert (state.mode, state.message) == ("full", "Moving the data centre")
-                if fails:
-                    raise RuntimeError("step failed")
+        with (
+            pytest.raises(RuntimeError) if fails else nullcontext(),
+            maintenance.window(mode="readonly", off_on_failure=True, app=app) as state,
+        ):
+            assert (state.mode, state.message) == ("full", "Moving the data centre")
+            if fails:
+                raise RuntimeError("step failed")
         assert lock.read_bytes() == before
 
     def test_uses_current_app(self, app: Flask, maintenance: Maintenance) -> None:
@@ -165,4 +177,3 @@ class TestWindow:
             with maintenance.window():
                 assert maintenance.is_active()
             assert not maintenance.is_active()
-

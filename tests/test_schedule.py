@@ -12,18 +12,13 @@ from typing import Any
 
 import pytest
 from click.testing import Result
+from conftest import Clock
 from flask import Flask, render_template_string
 
-import flask_maintenance.cli
-import flask_maintenance.extension
-import flask_maintenance.state
 from flask_maintenance import ConfigurationError, Maintenance
 from flask_maintenance.guard import skip_during_maintenance
-from flask_maintenance.plan import Plan, Schedule, resolve
-from flask_maintenance.state import OFF
+from flask_maintenance.model import OFF, Plan, Schedule, resolve
 from flask_maintenance.times import format_instant
-
-from conftest import Clock
 
 AppFactory = Callable[..., Flask]
 
@@ -31,14 +26,12 @@ STATUS_KEYS = {"active", "mode", "message", "retry_after", "started_at", "ends_a
 
 
 @pytest.fixture
-def wall(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Clock:
-    """The ``clock`` fixture for the whole package, not just the state caches.
+def wall(clock: Clock) -> Clock:
+    """The ``clock`` fixture, named for what these tests use it for: the time of day.
 
-    ``schedule()`` and ``disable()`` compare with the time of day, and ``Retry-After`` counts
-    down to the end: they must agree with the caches on what time it is when the test moves it.
+    ``schedule()`` and ``disable()`` compare with it, and ``Retry-After`` counts down to the end:
+    the whole package reads it from ``flask_maintenance.times``, where the fixture moves it.
     """
-    for module in (flask_maintenance.extension, flask_maintenance.cli, flask_maintenance.state):
-        monkeypatch.setattr(module, "utcnow", clock.utcnow)
     return clock
 
 
@@ -104,8 +97,21 @@ class TestBeforeTheStart:
     def test_the_status_endpoint_has_the_scheduled_object(self, wall: Clock, make_app: AppFactory) -> None:
         app = make_app()
         start, end = wall.utcnow() + timedelta(hours=1), wall.utcnow() + timedelta(hours=2)
-        ok(cli(app, "schedule", "--at", iso(start), "--for", "1h", "--mode", "readonly",
-               "--message", "Reindexing", "--auto-off"))
+        ok(
+            cli(
+                app,
+                "schedule",
+                "--at",
+                iso(start),
+                "--for",
+                "1h",
+                "--mode",
+                "readonly",
+                "--message",
+                "Reindexing",
+                "--auto-off",
+            )
+        )
         status = app.test_client().get("/_maintenance").get_json()
         assert set(status) == STATUS_KEYS
         assert status["active"] is False
@@ -182,8 +188,18 @@ class TestAtTheStart:
 
     def test_banner_window_refuses_nothing(self, wall: Clock, make_app: AppFactory) -> None:
         app = make_app()
-        ok(cli(app, "schedule", "--at", iso(wall.utcnow() + timedelta(minutes=10)), "--mode", "banner",
-               "--message", "Slow pages tonight"))
+        ok(
+            cli(
+                app,
+                "schedule",
+                "--at",
+                iso(wall.utcnow() + timedelta(minutes=10)),
+                "--mode",
+                "banner",
+                "--message",
+                "Slow pages tonight",
+            )
+        )
         client = app.test_client()
         wall.advance(600)
         response = client.post("/form")
@@ -212,7 +228,9 @@ class TestAtTheStart:
         assert nightly() is None
         assert ran == []
 
-    def test_the_status_endpoint_and_cli_show_the_window_as_on(self, wall: Clock, make_app: AppFactory) -> None:
+    def test_the_status_endpoint_and_cli_show_the_window_as_on(
+        self, wall: Clock, make_app: AppFactory
+    ) -> None:
         app = make_app()
         start, end = wall.utcnow() + timedelta(hours=1), wall.utcnow() + timedelta(hours=3)
         ok(cli(app, "schedule", "--at", iso(start), "--until", iso(end), "--mode", "readonly"))
@@ -275,7 +293,7 @@ class TestTheEnd:
         wall.advance(3600)
         page = app.test_client().get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
         assert f'<time datetime="{iso(end)}" data-local>{shown(end)} UTC</time>' in page
-        script = page[page.index("<script>"):page.index("</script>")]
+        script = page[page.index("<script>") : page.index("</script>")]
         # The browser rewrites the <time> element's instant in the reader's own zone.
         assert 'querySelector("time[data-local]")' in script
         assert 'getAttribute("datetime")' in script
@@ -386,7 +404,9 @@ class TestCancel:
         ok(cli(app, "cancel"))
         assert client.get("/").status_code == 200
 
-    def test_cancel_leaves_the_main_switch_and_features_alone(self, wall: Clock, make_app: AppFactory) -> None:
+    def test_cancel_leaves_the_main_switch_and_features_alone(
+        self, wall: Clock, make_app: AppFactory
+    ) -> None:
         app = make_app()
         ok(cli(app, "on", "--feature", "payments"))
         ok(cli(app, "schedule", "--at", iso(wall.utcnow() + timedelta(minutes=10))))
@@ -457,7 +477,9 @@ def rejections(now: datetime) -> list[Any]:
             "either --until or --for",
             id="--for and --until",
         ),
-        pytest.param(["--at", iso(later), "--auto-off"], "--auto-off needs --for or --until", id="--auto-off alone"),
+        pytest.param(
+            ["--at", iso(later), "--auto-off"], "--auto-off needs --for or --until", id="--auto-off alone"
+        ),
         pytest.param(
             ["--at", iso(later), "--until", iso(later - timedelta(hours=1))],
             "after the start",
@@ -469,9 +491,7 @@ def rejections(now: datetime) -> list[Any]:
 
 
 class TestRejectedInput:
-    @pytest.mark.parametrize(
-        "args, says", rejections(datetime.now(timezone.utc).replace(microsecond=0))
-    )
+    @pytest.mark.parametrize("args, says", rejections(datetime.now(timezone.utc).replace(microsecond=0)))
     @pytest.mark.parametrize("before", ["nothing", "a plan"])
     def test_is_refused_with_a_clear_message_and_changes_nothing(
         self, wall: Clock, make_app: AppFactory, args: list[str], says: str, before: str
@@ -497,21 +517,36 @@ class TestRejectedInput:
 
 
 class TestOtherReaders:
-    def test_a_damaged_plan_is_ignored_with_one_warning(
+    def test_a_damaged_plan_means_full_maintenance_with_one_warning_and_is_never_overwritten(
         self, wall: Clock, make_app: AppFactory, caplog: pytest.LogCaptureFixture
     ) -> None:
         app = make_app()
         plan_file(app).parent.mkdir(parents=True, exist_ok=True)
-        plan_file(app).write_text('{"schedule": {"starts_at": "yesterday"}, "features": {"pay ments": {}, "ok": {}}}')
+        damaged = '{"schedule": {"starts_at": "yesterday"}, "features": {"pay ments": {}, "ok": {}}}'
+        plan_file(app).write_text(damaged)
         client = app.test_client()
+        # Nobody can tell which features are off or when the window starts: fail closed.
         for _ in range(3):
-            assert client.get("/").status_code == 200
-        assert client.get("/_maintenance").get_json()["features"] == ["ok"]
+            assert client.get("/").status_code == 503
+        assert client.get("/_maintenance").get_json()["mode"] == "full"
         warnings = [r for r in caplog.records if r.name == "flask_maintenance" and "plan" in r.getMessage()]
         assert len(warnings) == 1, warnings
-        # The main switch still works next to a damaged plan.
-        lock_path(app).touch()
-        assert client.get("/").status_code == 503
+        # Every writer of the plan refuses, in one line, and the plan is kept byte for byte.
+        for args in (
+            ["on", "--feature", "ok"],
+            ["off", "--feature", "ok"],
+            ["cancel"],
+            ["off"],
+            ["schedule", "--at", iso(wall.utcnow() + timedelta(hours=1))],
+        ):
+            result = cli(app, *args)
+            assert result.exit_code == 1, (args, result.output)
+            assert result.output.startswith("Error: the maintenance plan has an invalid entry"), result.output
+            assert "nothing was changed" in result.output and len(result.output.splitlines()) == 1
+            assert plan_file(app).read_text() == damaged
+        # Removing it, as the message says, ends it.
+        plan_file(app).unlink()
+        assert client.get("/").status_code == 200
 
     def test_the_lock_file_guard_sees_a_started_window(self, wall: Clock, make_app: AppFactory) -> None:
         app = make_app()

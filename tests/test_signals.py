@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 from blinker import Signal
+from conftest import Clock
 from flask import Blueprint, Flask
 
 import flask_maintenance
 from flask_maintenance import Maintenance, State, maintenance_disabled, maintenance_enabled, request_blocked
-
-from conftest import Clock
 
 AppFactory = Callable[..., Flask]
 
@@ -62,7 +61,11 @@ def remove_lock(app: Flask) -> None:
 
 
 def test_the_signals_are_exported_and_on_the_extension() -> None:
-    assert Maintenance.maintenance_enabled is maintenance_enabled is flask_maintenance.signals.maintenance_enabled
+    assert (
+        Maintenance.maintenance_enabled
+        is maintenance_enabled
+        is flask_maintenance.signals.maintenance_enabled
+    )
     assert Maintenance.maintenance_disabled is maintenance_disabled
     assert Maintenance.request_blocked is request_blocked
     assert len({id(maintenance_enabled), id(maintenance_disabled), id(request_blocked)}) == 3
@@ -118,7 +121,9 @@ class TestEnabledAndDisabled:
             assert len(off.calls) == 1 and off.calls[0][0] is app
             assert off.states[0].active is False
 
-    def test_with_a_check_interval_it_is_sent_after_the_next_read(self, clock: Clock, make_app: AppFactory) -> None:
+    def test_with_a_check_interval_it_is_sent_after_the_next_read(
+        self, clock: Clock, make_app: AppFactory
+    ) -> None:
         app = make_app(MAINTENANCE_CHECK_INTERVAL=5)
         client = app.test_client()
         client.get("/")
@@ -146,7 +151,9 @@ class TestEnabledAndDisabled:
             app.test_client().get("/")
             assert on.calls == [] and off.calls == []
 
-    def test_a_scheduled_window_starting_and_ending_by_itself(self, clock: Clock, make_app: AppFactory) -> None:
+    def test_a_scheduled_window_starting_and_ending_by_itself(
+        self, clock: Clock, make_app: AppFactory
+    ) -> None:
         app = make_app()
         starts = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
         ext(app).schedule(starts, starts + timedelta(hours=1), mode="readonly", auto_off=True, app=app)
@@ -161,7 +168,9 @@ class TestEnabledAndDisabled:
             client.get("/")
             assert len(off.calls) == 1 and len(on.calls) == 1
 
-    def test_receivers_connected_to_one_app_hear_only_that_app(self, make_app: AppFactory, tmp_path: Path) -> None:
+    def test_receivers_connected_to_one_app_hear_only_that_app(
+        self, make_app: AppFactory, tmp_path: Path
+    ) -> None:
         first = make_app()
         second = make_app(MAINTENANCE_LOCK_FILE=str(tmp_path / "second.lock"))
         with receiving(maintenance_enabled, first) as on_first, receiving(maintenance_enabled) as on_any:
@@ -264,12 +273,19 @@ class TestFastPathDefers:
         for method, path, headers in requests_of_every_kind():
             response = client.open(path, method=method, headers=headers)
             out.append(
-                (response.status_code, response.get_data(), response.headers.get("Retry-After"), response.content_type)
+                (
+                    response.status_code,
+                    response.get_data(),
+                    response.headers.get("Retry-After"),
+                    response.content_type,
+                )
             )
         return out
 
     @pytest.mark.parametrize("mode", ["full", "readonly"])
-    def test_receivers_see_every_refusal_as_with_the_fast_path_off(self, make_app: AppFactory, mode: str) -> None:
+    def test_receivers_see_every_refusal_as_with_the_fast_path_off(
+        self, make_app: AppFactory, mode: str
+    ) -> None:
         fast = make_app(MAINTENANCE_FAST_PATH=True, MAINTENANCE_RETRY_AFTER=30)
         assert type(fast.wsgi_app).__name__ == "FastPath"
         ext(fast).enable(mode=mode, app=fast)

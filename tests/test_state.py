@@ -18,15 +18,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flask_maintenance import BackendError, Maintenance, State
-from flask_maintenance.state import MAX_RETRY, MAX_STATE_BYTES, MODES
+from flask_maintenance.backends.base import MAX_DOCUMENT_BYTES as MAX_STATE_BYTES
+from flask_maintenance.rules import MAX_SECONDS as MAX_RETRY
+from flask_maintenance.rules import MODES
 
 AppFactory = Callable[..., Flask]
+
 
 def soon(hour: int, minute: int, second: int = 0) -> datetime:
     """A time of day a month ahead: inside the year enable() accepts for ends_at."""
     day = datetime.now(timezone.utc) + timedelta(days=30)
     return day.replace(hour=hour, minute=minute, second=second, microsecond=0)
-
 
 
 def place(lock_file: Path, content: bytes) -> None:
@@ -88,7 +90,9 @@ class TestOnAndOff:
         lock_file.unlink()
         assert client.get("/").status_code == 200
 
-    def test_a_parent_that_is_a_file_means_no_lock_can_exist(self, make_app: AppFactory, tmp_path: Path) -> None:
+    def test_a_parent_that_is_a_file_means_no_lock_can_exist(
+        self, make_app: AppFactory, tmp_path: Path
+    ) -> None:
         (tmp_path / "plain").write_text("not a directory")
         app = make_app(MAINTENANCE_LOCK_FILE=str(tmp_path / "plain" / "maintenance.lock"))
         assert app.test_client().get("/").status_code == 200
@@ -215,7 +219,9 @@ class TestWrongShapedFields:
         assert problem is not None and field in problem
 
     def test_good_fields_survive_next_to_a_bad_one(self, app: Flask, lock_file: Path) -> None:
-        place(lock_file, json.dumps({"mode": "readonly", "retry": "soon", "message": "Moving disks"}).encode())
+        place(
+            lock_file, json.dumps({"mode": "readonly", "retry": "soon", "message": "Moving disks"}).encode()
+        )
         client = app.test_client()
         assert client.get("/").status_code == 200
         refused = client.post("/api/items")
@@ -294,7 +300,9 @@ class TestRoundTrip:
         assert state.active is True
         assert state.mode in MODES
 
-    def test_the_file_written_by_enable_is_the_documented_json(self, app: Flask, maintenance: Maintenance, lock_file: Path) -> None:
+    def test_the_file_written_by_enable_is_the_documented_json(
+        self, app: Flask, maintenance: Maintenance, lock_file: Path
+    ) -> None:
         ends_at = soon(3, 4, 5)
         maintenance.enable(mode="banner", retry=15, message="Upgrading", ends_at=ends_at, app=app)
         record = json.loads(lock_file.read_bytes())
@@ -308,10 +316,12 @@ class TestRoundTrip:
 
 
 class TestAtomicWrite:
-    def test_enable_leaves_only_the_lock_file(self, app: Flask, maintenance: Maintenance, lock_file: Path) -> None:
+    def test_enable_leaves_only_the_lock_file_and_its_update_lock(
+        self, app: Flask, maintenance: Maintenance, lock_file: Path
+    ) -> None:
         for mode in MODES:
             maintenance.enable(mode=mode, message=f"now {mode}", app=app)
-        assert sorted(os.listdir(lock_file.parent)) == [lock_file.name]
+        assert sorted(os.listdir(lock_file.parent)) == [lock_file.name, f"{lock_file.name}.flock"]
         # Readable by the proxy and other users, not just the one who switched it on.
         assert stat.S_IMODE(lock_file.stat().st_mode) == 0o644
 
@@ -351,10 +361,12 @@ class TestAtomicWrite:
         lock_file.mkdir(parents=True)  # rename onto a directory fails
         with pytest.raises(BackendError):
             maintenance.enable(message="never", app=app)
-        assert sorted(os.listdir(lock_file.parent)) == [lock_file.name]
+        assert sorted(os.listdir(lock_file.parent)) == [lock_file.name, f"{lock_file.name}.flock"]
         assert lock_file.is_dir() and list(lock_file.iterdir()) == []
 
-    def test_readers_never_see_half_a_file(self, app: Flask, maintenance: Maintenance, lock_file: Path) -> None:
+    def test_readers_never_see_half_a_file(
+        self, app: Flask, maintenance: Maintenance, lock_file: Path
+    ) -> None:
         maintenance.enable(message="x" * 700, app=app)
         problems: list[str] = []
         done = threading.Event()

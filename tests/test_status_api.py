@@ -160,7 +160,9 @@ class TestNothingPrivate:
 class TestCors:
     ORIGIN = "https://status.example.com"
 
-    def acao(self, app: Flask, origin: str | None, path: str = "/_maintenance") -> tuple[str | None, set[str]]:
+    def acao(
+        self, app: Flask, origin: str | None, path: str = "/_maintenance"
+    ) -> tuple[str | None, set[str]]:
         headers = {} if origin is None else {"Origin": origin}
         response = app.test_client().get(path, headers=headers)
         vary = {v.strip().lower() for v in response.headers.get("Vary", "").split(",") if v.strip()}

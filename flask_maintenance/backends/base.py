@@ -3,20 +3,41 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+#: No document is larger: a bigger one is damaged when read and refused when written.
+MAX_DOCUMENT_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A document that exists but cannot be read as one (a FIFO, too large, the wrong Redis type).
+
+    Readers fail closed on it; ``reason`` tells the operator what is wrong.
+    """
+
+    reason: str
+
+
+#: What reading a document gives: its bytes, :class:`Damaged`, or ``None`` when there is none.
+Raw = bytes | Damaged | None
+#: Computes the new (lock, plan) from the stored ones inside :meth:`Backend.update`.
+Change = Callable[[Raw, Raw], tuple[Raw, Raw]]
 
 
 class Backend(abc.ABC):
-    """Stores the raw state document; knows nothing about requests or parsing.
+    """Stores raw documents; knows nothing about requests or parsing.
 
-    ``read`` returns the stored bytes, or ``None`` when maintenance is off. Failures to reach
-    the store raise :class:`~flask_maintenance.errors.BackendError`; each backend writes its
-    own failure policy next to the code that applies it.
+    Each backend holds the lock document and, through :meth:`sibling`, the plan beside it.
+    Failures to reach the store raise :class:`~flask_maintenance.errors.BackendError`; each
+    backend writes its own failure policy next to the code that applies it.
     """
 
     @abc.abstractmethod
-    def read(self) -> bytes | None:
-        """The stored state document, or ``None`` when there is none (maintenance off)."""
+    def read(self) -> Raw:
+        """The stored document, ``None`` when there is none (off), :class:`Damaged` when it
+        exists but cannot be read as a document of at most :data:`MAX_DOCUMENT_BYTES`."""
 
     @abc.abstractmethod
     def write(self, data: bytes) -> None:
@@ -24,7 +45,17 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def clear(self) -> None:
-        """Remove the state (maintenance off); clearing twice is not an error."""
+        """Remove the document; clearing twice is not an error."""
+
+    @abc.abstractmethod
+    def update(self, change: Change) -> None:
+        """Change this document and its ``plan`` sibling, atomically against every other update.
+
+        ``change`` gets the stored (lock, plan) and returns the new pair; it may raise to abort.
+        Only a document whose value changed is written (``None`` removes it, and a
+        :class:`Damaged` value given back unchanged is left alone), so a change that changes
+        nothing writes nothing.
+        """
 
     @abc.abstractmethod
     def sibling(self, name: str) -> Backend:
@@ -34,14 +65,14 @@ class Backend(abc.ABC):
     def describe(self) -> str:
         """Where the state lives, for operators (``status``); never for the public."""
 
-    def read_many(self, backends: Sequence[Backend]) -> list[bytes | None]:
+    def read_many(self, backends: Sequence[Backend]) -> list[Raw]:
         """Read several documents (this one and its siblings) in as few round trips as possible."""
         return [backend.read() for backend in backends]
 
     def stamp(self) -> Hashable | None:
-        """A cheap fingerprint that changes whenever the state may have changed.
+        """A cheap fingerprint that changes whenever the document may have changed.
 
         Backends that have one (the lock file's inode, size and mtime) let readers skip reading
-        and parsing an unchanged state; ``None`` means "no cheap check: always read".
+        and parsing an unchanged document; ``None`` means "no cheap check: always read".
         """
         return None

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import stat
 import tempfile
-from collections.abc import Hashable
+import time
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 
 from ..errors import BackendError
-from ..state import MAX_STATE_BYTES
-from .base import Backend
+from .base import MAX_DOCUMENT_BYTES, Backend, Change, Damaged, Raw
+
+#: How long an update waits for another one to finish before giving up.
+LOCK_TIMEOUT = 10.0
+_READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class FileBackend(Backend):
     """A lock file on the local disk, written atomically (temp file, fsync, rename).
 
-    Failure policy: a lock file that exists but cannot be read (permissions, a directory at
-    that path, an I/O error) reads as ``b"\\x00"``, content no parser accepts, so that readers
-    fail closed and stay in maintenance. Only a file that is truly absent means off.
+    Failure policy: a path that exists but cannot be read as a regular file of at most
+    :data:`MAX_DOCUMENT_BYTES` (a FIFO, a device, a directory, a socket, no permission, an I/O
+    error, too large) reads as :class:`Damaged`, so that readers fail closed and stay in
+    maintenance. Only a path where nothing at all exists means off. Nothing here blocks on what
+    it finds at the path: it is opened with ``O_NONBLOCK`` and checked with ``fstat``.
+
+    Updates hold an exclusive ``flock`` on ``<lock file>.flock`` for their read-modify-write.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, create_directory: bool = False) -> None:
@@ -25,24 +37,31 @@ class FileBackend(Backend):
         self.path = os.fspath(path)
         self.create_directory = create_directory
 
-    def read(self) -> bytes | None:
+    def read(self) -> Raw:
         try:
-            with open(self.path, "rb") as lock:
-                return lock.read(MAX_STATE_BYTES + 1)
+            fd = os.open(self.path, _READ_FLAGS)
         except FileNotFoundError:
             # A dangling symlink is a lock someone meant to place: fail closed.
-            return UNREADABLE if os.path.islink(self.path) else None
+            return Damaged("a dangling symlink") if os.path.islink(self.path) else None
         except NotADirectoryError:
-            # A parent of the path is a file: no lock file can exist there.
-            return None
-        except OSError:
-            return UNREADABLE
+            return None  # a parent of the path is a file: no lock file can exist there
+        except OSError as error:
+            return Damaged(_reason(error))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return Damaged("not a regular file")
+            data = _read_up_to(fd, MAX_DOCUMENT_BYTES + 1)
+        except OSError as error:
+            return Damaged(_reason(error))
+        finally:
+            os.close(fd)
+        if len(data) > MAX_DOCUMENT_BYTES:
+            return Damaged(f"larger than {MAX_DOCUMENT_BYTES // 1024} KiB")
+        return data
 
     def write(self, data: bytes) -> None:
-        directory = os.path.dirname(os.path.abspath(self.path))
+        directory = self._directory(create=True)
         try:
-            if self.create_directory:
-                os.makedirs(directory, exist_ok=True)
             fd, temp_path = tempfile.mkstemp(prefix=".maintenance-", dir=directory)
         except OSError as error:
             raise BackendError(f"cannot write the lock file in {directory}: {_reason(error)}") from error
@@ -50,9 +69,10 @@ class FileBackend(Backend):
             with os.fdopen(fd, "wb") as temp:
                 temp.write(data)
                 temp.flush()
+                # On the descriptor, never by path: mkstemp makes the file private, the proxy and
+                # other users need to read it, and a path could be swapped for a symlink meanwhile.
+                os.fchmod(temp.fileno(), 0o644)
                 os.fsync(temp.fileno())
-            # mkstemp makes the file private; the proxy and other users need to read it.
-            os.chmod(temp_path, 0o644)
             os.replace(temp_path, self.path)
         except OSError as error:
             _remove_quietly(temp_path)
@@ -71,6 +91,19 @@ class FileBackend(Backend):
         except OSError as error:
             raise BackendError(f"cannot remove the lock file {self.path}: {_reason(error)}") from error
 
+    def update(self, change: Change) -> None:
+        plan = self.sibling("plan")
+        with self._exclusive():
+            old = (self.read(), plan.read())
+            new = change(*old)
+            for backend, before, after in zip((self, plan), old, new, strict=True):
+                if after == before or isinstance(after, Damaged):
+                    continue
+                if after is None:
+                    backend.clear()
+                else:
+                    backend.write(after)
+
     def sibling(self, name: str) -> FileBackend:
         return FileBackend(f"{self.path}.{name}", create_directory=self.create_directory)
 
@@ -86,16 +119,69 @@ class FileBackend(Backend):
             return None if os.path.islink(self.path) else ABSENT
         except OSError:
             return None  # unreadable: let read() decide what that means
-        return (info.st_ino, info.st_size, info.st_mtime_ns)
+        return (info.st_mode, info.st_ino, info.st_size, info.st_mtime_ns)
+
+    def _directory(self, *, create: bool) -> str:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if create and self.create_directory:
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as error:
+                raise BackendError(f"cannot create the folder {directory}: {_reason(error)}") from error
+        return directory
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold the update lock: ``flock`` on ``<lock file>.flock``, waited for at most
+        :data:`LOCK_TIMEOUT` seconds."""
+        directory = self._directory(create=True)
+        path = f"{self.path}.flock"
+        try:
+            # O_NOFOLLOW: another user's symlink at this path must not be opened (or created).
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | _READ_FLAGS, 0o644)
+        except OSError as error:
+            raise BackendError(
+                f"cannot write the lock file in {directory}: {_reason(error)} (opening {path})"
+            ) from error
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BackendError(f"cannot write the lock file: {path} is not a regular file")
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise BackendError(
+                            f"another change to the maintenance state has held {path} for "
+                            f"{LOCK_TIMEOUT:.0f} s; try again"
+                        ) from None
+                    time.sleep(0.01)
+            yield
+        finally:
+            os.close(fd)  # releases the flock too
 
 
 #: The stamp of a file that does not exist.
 ABSENT = "absent"
-#: What an unreadable lock file reads as: no parser accepts it, so readers fail closed.
-UNREADABLE = b"\x00"
+
+
+def _read_up_to(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _reason(error: OSError) -> str:
+    if error.errno == errno.ELOOP:
+        return "it is a symlink"
     return error.strerror or str(error)
 
 

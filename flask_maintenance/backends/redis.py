@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..errors import BackendError, ConfigurationError
-from .base import Backend
+from .base import MAX_DOCUMENT_BYTES, Backend, Change, Damaged, Raw
+from .urls import describe_url
 
 #: Short on purpose: a slow Redis must not hold requests; the cache keeps the last state.
 SOCKET_TIMEOUT = 0.25
 DEFAULT_KEY = "flask-maintenance:state"
+#: An update retries this often when another writer changed a key under it, then gives up.
+MAX_UPDATE_ATTEMPTS = 50
 
 
 class RedisBackend(Backend):
     """The state stored under one Redis key (``SET`` is atomic, so no reader sees half of it).
+
+    Reads check each key's type and length in the same round trip (``MULTI``: ``TYPE`` and a
+    bounded ``GETRANGE``), so a hash, list or set at the key, or a huge value, reads as
+    :class:`Damaged` and fails closed instead of reading as off. Updates use ``WATCH``/``MULTI``.
 
     Failure policy: every driver error (unreachable, timeout, auth) is raised once as
     :class:`BackendError`; the per-process cache then keeps the last known state and warns once
@@ -33,9 +39,10 @@ class RedisBackend(Backend):
                 'the Redis backend needs the redis client: pip install "flask-maintenance-mode[redis]"'
             ) from None
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._watch_error: type[BaseException] = redis.WatchError
         self.key = key
         if isinstance(url_or_client, str):
-            self._where = _describe_url(url_or_client)
+            self._where = describe_url(url_or_client)
             try:
                 self.client = redis.Redis.from_url(
                     url_or_client,
@@ -43,15 +50,17 @@ class RedisBackend(Backend):
                     socket_connect_timeout=SOCKET_TIMEOUT,
                     health_check_interval=0,
                 )
-            except ValueError as error:
-                raise ConfigurationError(f"invalid Redis URL {self._where}: {error}") from None
+            except (ValueError, TypeError) as error:
+                # The driver's message may quote the URL; ours never shows a password.
+                raise ConfigurationError(
+                    f"MAINTENANCE_BACKEND: invalid Redis URL {self._where}: {type(error).__name__}"
+                ) from None
         else:
             self.client = url_or_client
             self._where = "redis (client given)"
 
-    def read(self) -> bytes | None:
-        value: bytes | None = self._call("read", self.client.get, self.key)
-        return value
+    def read(self) -> Raw:
+        return self.read_many([self])[0]
 
     def write(self, data: bytes) -> None:
         self._call("write", self.client.set, self.key, data)
@@ -59,12 +68,54 @@ class RedisBackend(Backend):
     def clear(self) -> None:
         self._call("clear", self.client.delete, self.key)
 
-    def read_many(self, backends: Sequence[Backend]) -> list[bytes | None]:
+    def read_many(self, backends: Sequence[Backend]) -> list[Raw]:
         if not all(isinstance(b, RedisBackend) and b.client is self.client for b in backends):
             return super().read_many(backends)
         keys = [b.key for b in backends]  # type: ignore[attr-defined]
-        values: list[bytes | None] = self._call("read", self.client.mget, keys)
-        return values
+
+        def read(pipe: Any) -> list[Raw]:
+            for key in keys:
+                pipe.type(key)
+                pipe.getrange(key, 0, MAX_DOCUMENT_BYTES)  # one byte more than allowed
+            # A GETRANGE of a hash fails (WRONGTYPE); its TYPE already says what it is.
+            return _documents(pipe.execute(raise_on_error=False))
+
+        return self._call("read", read, self.client.pipeline(transaction=True))  # type: ignore[no-any-return]
+
+    def update(self, change: Change) -> None:
+        plan_key = f"{self.key}:plan"
+
+        def attempt(pipe: Any) -> bool:
+            pipe.watch(self.key, plan_key)
+            replies: list[Any] = []
+            for key in (self.key, plan_key):  # immediate mode while watching
+                kind = pipe.type(key)
+                string = kind in (b"string", "string")
+                replies += [kind, pipe.getrange(key, 0, MAX_DOCUMENT_BYTES) if string else b""]
+            old = _documents(replies)
+            new = change(old[0], old[1])
+            pipe.multi()
+            for key, before, after in zip((self.key, plan_key), old, new, strict=True):
+                if after == before or isinstance(after, Damaged):
+                    continue
+                if after is None:
+                    pipe.delete(key)
+                else:
+                    pipe.set(key, after)
+            try:
+                pipe.execute()
+            except self._watch_error:
+                return False
+            return True
+
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            with self.client.pipeline(transaction=True) as pipe:
+                if self._call("write", attempt, pipe):
+                    return
+        raise BackendError(
+            f"cannot write the state in {self.describe()}: it kept changing under "
+            f"{MAX_UPDATE_ATTEMPTS} attempts; try again"
+        )
 
     def sibling(self, name: str) -> RedisBackend:
         twin = RedisBackend(self.client, key=f"{self.key}:{name}")
@@ -81,12 +132,17 @@ class RedisBackend(Backend):
             raise BackendError(f"cannot {action} the state in {self.describe()}: {error}") from error
 
 
-def _describe_url(url: str) -> str:
-    """The URL without its password, for logs and ``status``."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return f"redis unix:{parts.path}"
-    host = parts.hostname or "localhost"
-    port = parts.port or 6379
-    database = parts.path.lstrip("/") or "0"
-    return f"redis {parts.scheme}://{host}:{port}/{database}"
+def _documents(replies: Sequence[Any]) -> list[Raw]:
+    """Pairs of (``TYPE``, bounded ``GETRANGE``) replies as documents."""
+    documents: list[Raw] = []
+    for kind, value in zip(replies[::2], replies[1::2], strict=True):
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if kind == "none":
+            documents.append(None)
+        elif kind != "string":
+            documents.append(Damaged(f"a Redis {kind}, not a string"))
+        elif len(value) > MAX_DOCUMENT_BYTES:
+            documents.append(Damaged(f"larger than {MAX_DOCUMENT_BYTES // 1024} KiB"))
+        else:
+            documents.append(value.encode() if isinstance(value, str) else bytes(value))
+    return documents

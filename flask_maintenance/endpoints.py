@@ -1,0 +1,70 @@
+"""The extension's own routes, as a blueprint mounted at ``MAINTENANCE_STATUS_PATH``.
+
+- ``<status path>``: the public status document that the page polls (no secrets in it).
+- ``<status path>/bypass/<token>``: the secret link that gives an admin the bypass cookie.
+
+Both are always served, whatever the mode (the gate counts the status path as open).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from . import times
+from .bypass import safe_next, token_matches
+from .gate import Gate
+from .responses import public_status
+
+logger = logging.getLogger("flask_maintenance")
+
+#: Its name: a blueprint is a feature by its name, so this one is not a word an app would pick.
+BLUEPRINT_NAME = "flask_maintenance"
+
+blueprint = Blueprint(BLUEPRINT_NAME, __name__)
+
+
+def _gate() -> Gate:
+    gate: Gate = current_app.extensions["maintenance"]._gate(None)
+    return gate
+
+
+@blueprint.get("", endpoint="status")
+def maintenance_status() -> Response:
+    gate = _gate()
+    response = jsonify(public_status(gate.cache.get(), times.utcnow()))
+    response.headers["Cache-Control"] = "no-store"
+    cors = gate.settings.status_cors
+    origin = request.headers.get("Origin")
+    if "*" in cors:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    elif origin in cors:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.vary.add("Origin")
+    return response
+
+
+@blueprint.get("/bypass/<path:token>", endpoint="bypass")
+def maintenance_bypass(token: str) -> WerkzeugResponse:
+    gate = _gate()
+    state = gate.cache.get()
+    if not token_matches(token, state):
+        refused = jsonify(error="invalid or expired bypass link")
+        refused.status_code = 403
+        refused.headers["Cache-Control"] = "no-store"
+        return refused
+    response = redirect(safe_next(request.args.get("next")), code=303)
+    response.headers["Cache-Control"] = "no-store"
+    response.set_cookie(
+        gate.cookie.name,
+        gate.cookie.value_for(state, current_app.secret_key),
+        max_age=gate.settings.bypass_max_age,
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
+    )
+    logger.info("maintenance bypass cookie issued to %s", request.remote_addr)
+    return response

@@ -1,0 +1,387 @@
+"""The maintenance state and the plan beside it: immutable values, parsed tolerantly, failing closed.
+
+Two documents live in the backend. The lock (the lock file, or the Redis key) is the main switch:
+it exists, maintenance is on. The plan (``<lock file>.plan``, or ``<key>:plan``) holds a scheduled
+window and the features switched off on their own. Readers combine both with the time of day in
+:func:`resolve`, which is how a window starts, and with ``auto_off`` ends, with nobody acting.
+
+Parsing never raises. A document that exists but cannot be understood (damaged JSON, a FIFO, too
+large, the wrong Redis type) means full maintenance with the defaults: a switch nobody can read is
+treated as on, never as off.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from . import times
+from .backends.base import Damaged, Raw
+from .rules import BLOCKING_MODES, FEATURE_NAME, MAX_MESSAGE_LENGTH, MAX_SECONDS, MODES, encodable
+from .times import format_instant, parse_instant, seconds_until
+
+#: Where ``Maintenance.feature`` records its names on a view, command or function.
+FEATURES_ATTRIBUTE = "__maintenance_features__"
+DEFAULT_BANNER = "Maintenance in progress"
+NO_FEATURES: Mapping[str, Feature] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A feature switched off on its own: its views, commands and guarded functions refuse."""
+
+    name: str
+    message: str | None = None
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A planned window: announced before ``starts_at``, in ``mode`` from then on.
+
+    It ends by itself at ``ends_at`` only with ``auto_off``; otherwise someone runs ``off``.
+    """
+
+    starts_at: datetime
+    ends_at: datetime | None = None
+    mode: str = "full"
+    message: str | None = None
+    auto_off: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "starts_at": format_instant(self.starts_at),
+            "ends_at": _instant(self.ends_at),
+            "mode": self.mode,
+            "message": self.message,
+            "auto_off": self.auto_off,
+        }
+
+
+@dataclass(frozen=True)
+class State:
+    """One reading of the maintenance switch, as every reader acts on it.
+
+    ``mode`` is ``None`` while off. ``retry`` is the configured ``Retry-After`` when the lock did
+    not set one. ``user`` and ``host`` say who switched maintenance on; ``token_hash`` is the
+    SHA-256 of the bypass secret (the secret itself is never stored) and ``window`` changes with
+    every new window, so that bypass cookies from an earlier one stop working. ``scheduled`` is
+    the planned window, if any, and ``features`` the features switched off on their own.
+    """
+
+    active: bool
+    mode: str | None = None
+    retry: int | None = None
+    message: str | None = None
+    started_at: datetime | None = None
+    ends_at: datetime | None = None
+    user: str | None = None
+    host: str | None = None
+    window: str | None = None
+    token_hash: str | None = None
+    scheduled: Schedule | None = None
+    features: Mapping[str, Feature] = field(default_factory=lambda: NO_FEATURES)
+    # Derived once here, because every request tests them.
+    #: True when some requests are refused (modes ``full`` and ``readonly``).
+    blocking: bool = field(init=False, repr=False, compare=False)
+    #: Nothing to do for any request: off, nothing planned, no feature switched off.
+    idle: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        mode = (self.mode or "full") if self.active else None
+        object.__setattr__(self, "mode", mode)
+        object.__setattr__(self, "blocking", mode in BLOCKING_MODES)
+        idle = not self.active and self.scheduled is None and not self.features
+        object.__setattr__(self, "idle", idle)
+
+    @property
+    def banner(self) -> str | None:
+        """What a banner says now: the message while on, the announcement of a planned window
+        before it starts, else ``None``."""
+        if self.active:
+            return self.message or DEFAULT_BANNER
+        if self.scheduled is not None:
+            window = self.scheduled
+            text = f"Scheduled maintenance at {window.starts_at:%Y-%m-%d %H:%M} UTC"
+            if window.ends_at is not None:
+                text += f" until {window.ends_at:%Y-%m-%d %H:%M} UTC"
+            return f"{text}: {window.message}" if window.message else text
+        return None
+
+    def retry_after(self, now: datetime | None = None) -> int:
+        """Seconds for ``Retry-After``: the time left until ``ends_at`` (at least 1), else ``retry``."""
+        if self.ends_at is not None:
+            return max(1, seconds_until(self.ends_at, now or times.utcnow()))
+        return max(0, self.retry or 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The operator's view (``status --json``): the attributes, key for key, as JSON values.
+
+        Only the bypass secret's hash and the window id are left out. The public status
+        endpoint shows less (see ``responses.public_status``).
+        """
+        return {
+            "active": self.active,
+            "mode": self.mode,
+            "retry": self.retry,
+            "message": self.message,
+            "started_at": _instant(self.started_at),
+            "ends_at": _instant(self.ends_at),
+            "user": self.user,
+            "host": self.host,
+            "scheduled": None if self.scheduled is None else self.scheduled.to_dict(),
+            "features": sorted(self.features),
+        }
+
+    def to_json(self) -> bytes:
+        """The lock's content (only meaningful for an active state)."""
+        record = {
+            "mode": self.mode,
+            "retry": self.retry,
+            "message": self.message,
+            "started_at": _instant(self.started_at),
+            "ends_at": _instant(self.ends_at),
+            "user": self.user,
+            "host": self.host,
+            "window": self.window,
+            "token_hash": self.token_hash,
+        }
+        data = {key: value for key, value in record.items() if value is not None}
+        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def parse(cls, raw: Raw, default_retry: int) -> tuple[State, str | None]:
+        """Read the lock's content; ``None`` means there is no lock (off).
+
+        Never raises. Anything else means ON (fail closed): an empty document is full
+        maintenance with the defaults, a damaged one too, and fields of the wrong type fall back
+        to their defaults. The second item says what was wrong, for one warning.
+        """
+        if raw is None:
+            return OFF, None
+        default = cls(active=True, retry=default_retry)
+        if isinstance(raw, Damaged):
+            return default, f"the maintenance lock is unreadable ({raw.reason}); using full maintenance"
+        if not raw.strip():
+            return default, None
+        data = _json_object(raw)
+        if not isinstance(data, dict):
+            return default, f"the maintenance lock is {data}; using full maintenance"
+        problems: list[str] = []
+        state = replace(
+            default,
+            mode=_field(data, "mode", _mode, "full", problems),
+            retry=_field(data, "retry", _retry, default_retry, problems),
+            message=_field(data, "message", _message, None, problems),
+            started_at=_field(data, "started_at", _when, None, problems),
+            ends_at=_field(data, "ends_at", _when, None, problems),
+            user=_field(data, "user", _text, None, problems),
+            host=_field(data, "host", _text, None, problems),
+            window=_field(data, "window", _text, None, problems),
+            token_hash=_field(data, "token_hash", _text, None, problems),
+        )
+        warning = None
+        if problems:
+            warning = f"the maintenance lock has invalid {', '.join(problems)}; using defaults for them"
+        return state, warning
+
+
+OFF = State(active=False)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The second document: at most one schedule, and the features switched off.
+
+    ``damage`` says why a stored plan could not be understood; readers then fail closed (full
+    maintenance) and writers refuse to overwrite it, so nobody's plan is lost by accident.
+    """
+
+    schedule: Schedule | None = None
+    features: Mapping[str, Feature] = field(default_factory=lambda: NO_FEATURES)
+    damage: str | None = None
+
+    def to_json(self) -> bytes | None:
+        """The stored form; ``None`` for an empty plan, which is stored as no document at all."""
+        if self.schedule is None and not self.features:
+            return None
+        data: dict[str, Any] = {}
+        if self.schedule is not None:
+            data["schedule"] = self.schedule.to_dict()
+        if self.features:
+            data["features"] = {
+                name: {"message": feature.message, "started_at": _instant(feature.started_at)}
+                for name, feature in sorted(self.features.items())
+            }
+        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+    def with_feature(self, feature: Feature) -> Plan:
+        return replace(self, features=MappingProxyType({**self.features, feature.name: feature}))
+
+    def without_feature(self, name: str) -> Plan:
+        return replace(self, features=MappingProxyType({k: v for k, v in self.features.items() if k != name}))
+
+    @classmethod
+    def parse(cls, raw: Raw) -> tuple[Plan, str | None]:
+        """Read the plan; ``None`` (no document) is the empty plan. Never raises.
+
+        A plan that cannot be understood, in whole or in part, comes back with ``damage`` set.
+        """
+        if raw is None or (not isinstance(raw, Damaged) and not raw.strip()):
+            return EMPTY_PLAN, None
+        if isinstance(raw, Damaged):
+            return _damaged(f"is unreadable ({raw.reason})")
+        data = _json_object(raw)
+        if not isinstance(data, dict):
+            return _damaged(f"is {data}")
+        try:
+            schedule = _schedule(data.get("schedule"))
+            raw_features = data.get("features") or {}
+            if not isinstance(raw_features, dict):
+                raise TypeError("features")
+            features = {name: _feature(name, entry) for name, entry in raw_features.items()}
+        except (TypeError, ValueError) as error:
+            return _damaged(f"has an invalid entry ({_entry(error)})")
+        return cls(schedule=schedule, features=MappingProxyType(features)), None
+
+
+EMPTY_PLAN = Plan()
+
+
+def _damaged(problem: str) -> tuple[Plan, str]:
+    damage = f"the maintenance plan {problem}"
+    return Plan(damage=damage), f"{damage}; using full maintenance until it is fixed or removed"
+
+
+def resolve(lock: State, plan: Plan, now: datetime, default_retry: int | None = None) -> State:
+    """The state readers act on at ``now``: the main switch, else the schedule, plus features.
+
+    :param default_retry: ``Retry-After`` of a started window without an end (the lock is off
+        then, so it has no ``retry`` of its own); the configured ``MAINTENANCE_RETRY_AFTER``.
+    """
+    if plan.damage is not None:
+        # Fail closed, but keep the lock's window so that admins' bypass cookies still work.
+        return replace(lock, mode="full") if lock.active else State(active=True, retry=default_retry)
+    schedule = plan.schedule
+    if lock is OFF and schedule is None and not plan.features:
+        return lock
+    state = lock
+    if schedule is not None:
+        over = schedule.ends_at is not None and now >= schedule.ends_at
+        if over and schedule.auto_off:
+            schedule = None  # a finished window is forgotten by every reader
+        elif not lock.active and schedule.starts_at <= now:
+            state = State(
+                active=True,
+                mode=schedule.mode,
+                retry=default_retry,
+                message=schedule.message,
+                started_at=schedule.starts_at,
+                ends_at=schedule.ends_at,
+            )
+    return replace(state, scheduled=schedule, features=plan.features)
+
+
+def features_of(target: object) -> frozenset[str]:
+    """The feature names ``Maintenance.feature`` gave to a view, command or function."""
+    return frozenset(getattr(target, FEATURES_ATTRIBUTE, ()))
+
+
+# -- tolerant field readers ------------------------------------------------------------------
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | str:
+    """The parsed object, or a few words saying what the content is instead."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return "not valid JSON"
+    return data if isinstance(data, dict) else "not a JSON object"
+
+
+def _instant(moment: datetime | None) -> str | None:
+    return None if moment is None else format_instant(moment)
+
+
+def _field(data: dict[str, Any], key: str, convert: Any, default: Any, problems: list[str]) -> Any:
+    value = data.get(key)
+    if value is None:
+        return default
+    try:
+        return convert(value)
+    except (TypeError, ValueError):
+        problems.append(key)
+        return default
+
+
+def _mode(value: object) -> str:
+    if value not in MODES:
+        raise ValueError(value)
+    return str(value)
+
+
+def _retry(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SECONDS:
+        raise ValueError(value)
+    return value
+
+
+def _when(value: object) -> datetime:
+    return parse_instant(_text(value))
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return encodable(value)
+
+
+def _message(value: object) -> str:
+    """A stored message: text, encodable, cut to the maximum length (a hand edit may exceed it)."""
+    return _text(value)[:MAX_MESSAGE_LENGTH]
+
+
+def _schedule(value: object) -> Schedule | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError("schedule")
+    try:
+        ends_at = value.get("ends_at")
+        message = value.get("message")
+        return Schedule(
+            starts_at=_when(value.get("starts_at")),
+            ends_at=None if ends_at is None else _when(ends_at),
+            mode=_mode(value.get("mode", "full")),
+            message=None if message is None else _message(message),
+            auto_off=value.get("auto_off") is True,
+        )
+    except (TypeError, ValueError):
+        raise ValueError("schedule") from None
+
+
+def _feature(name: str, entry: object) -> Feature:
+    if not FEATURE_NAME.fullmatch(name):
+        raise ValueError(f"feature {name!r}")
+    if entry is None:
+        entry = {}
+    if not isinstance(entry, dict):
+        raise TypeError(f"feature {name!r}")
+    try:
+        message = entry.get("message")
+        started_at = entry.get("started_at")
+        return Feature(
+            name=name,
+            message=None if message is None else _message(message),
+            started_at=None if started_at is None else _when(started_at),
+        )
+    except (TypeError, ValueError):
+        raise ValueError(f"feature {name!r}") from None
+
+
+def _entry(error: Exception) -> str:
+    return str(error.args[0]) if error.args else type(error).__name__

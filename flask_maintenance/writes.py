@@ -1,0 +1,210 @@
+"""Every change to the maintenance state: validated once, then written atomically.
+
+Each method checks its input with :mod:`flask_maintenance.rules` (the command line reuses the
+same checks as its parameter types), then changes the lock and the plan in one
+:meth:`Backend.update <flask_maintenance.backends.Backend.update>`, which holds the backend's
+write lock (``flock`` for files, ``WATCH``/``MULTI`` for Redis): two operators changing the plan
+at the same instant never lose each other's change. A change that changes nothing writes
+nothing, and a plan that cannot be parsed is never overwritten.
+"""
+
+from __future__ import annotations
+
+import getpass
+import secrets
+import socket
+from dataclasses import replace
+from datetime import datetime
+
+from . import rules, times
+from .backends import Backend, Raw
+from .backends.base import MAX_DOCUMENT_BYTES
+from .errors import ConfigurationError, MaintenanceError
+from .model import Feature, Plan, Schedule, State
+
+
+class Writer:
+    """Writes one app's state to its backend.
+
+    :param backend: where the lock (and, beside it, the plan) lives.
+    :param default_retry: ``MAINTENANCE_RETRY_AFTER``, to read a lock that sets none.
+    """
+
+    def __init__(self, backend: Backend, default_retry: int) -> None:
+        self.backend = backend
+        self.default_retry = default_retry
+
+    def enable(
+        self,
+        mode: str = "full",
+        retry: int | str | None = None,
+        message: str | None = None,
+        ends_at: datetime | str | None = None,
+        token_hash: str | None = None,
+        window: str | None = None,
+    ) -> State:
+        """Switch on; return the lock written.
+
+        :param token_hash: the hash of the bypass secret, if there is one.
+        :param window: keep this window (and so the bypass cookies issued in it); by default a
+            new window starts and earlier cookies stop working.
+
+        :raises ConfigurationError: for a bad argument (nothing is written).
+        """
+        now = self._now()
+        lock = State(
+            active=True,
+            mode=rules.mode(mode),
+            retry=None if retry is None else rules.seconds(retry, "retry"),
+            message=rules.message(message),
+            started_at=now,
+            ends_at=None if ends_at is None else rules.future_instant(ends_at, "ends_at", now),
+            user=_user(),
+            host=socket.gethostname(),
+            window=window or secrets.token_hex(8),
+            token_hash=token_hash,
+        )
+        self.backend.update(lambda old_lock, plan: (lock.to_json(), plan))
+        return lock
+
+    def disable(self) -> bool:
+        """Switch off; a scheduled window that has started ends too. Return whether it was on."""
+        now = self._now()
+        was_on = False
+
+        def change(lock: Raw, raw_plan: Raw) -> tuple[Raw, Raw]:
+            nonlocal was_on
+            plan = self._plan(raw_plan)
+            started = plan.schedule is not None and plan.schedule.starts_at <= now
+            was_on = lock is not None or started
+            return None, _stored(replace(plan, schedule=None) if started else plan)
+
+        self.backend.update(change)
+        return was_on
+
+    def schedule(
+        self,
+        starts_at: datetime | str,
+        ends_at: datetime | str | None = None,
+        *,
+        mode: str = "full",
+        message: str | None = None,
+        auto_off: bool = False,
+    ) -> tuple[Schedule, Schedule | None]:
+        """Plan a window; return it and the one it replaced, if any.
+
+        :raises ConfigurationError: for a start in the past or more than a year away, an end
+            before the start, or ``auto_off`` without an end.
+        """
+        now = self._now()
+        start = rules.future_instant(starts_at, "start", now)
+        end = None if ends_at is None else rules.future_instant(ends_at, "end", now)
+        if end is not None and end <= start:
+            raise ConfigurationError("the end must come after the start")
+        if auto_off and end is None:
+            raise ConfigurationError("auto_off needs an end time")
+        window = Schedule(start, end, rules.mode(mode), rules.message(message), auto_off)
+        replaced: Schedule | None = None
+
+        def change(lock: Raw, raw_plan: Raw) -> tuple[Raw, Raw]:
+            nonlocal replaced
+            plan = self._plan(raw_plan)
+            replaced = plan.schedule
+            return lock, _stored(replace(plan, schedule=window))
+
+        self.backend.update(change)
+        return window, replaced
+
+    def cancel(self) -> Schedule | None:
+        """Drop the scheduled window; return it (``None``: there was none, nothing written)."""
+        cancelled: Schedule | None = None
+
+        def change(lock: Raw, raw_plan: Raw) -> tuple[Raw, Raw]:
+            nonlocal cancelled
+            plan = self._plan(raw_plan)
+            cancelled = plan.schedule
+            return lock, _stored(replace(plan, schedule=None))
+
+        self.backend.update(change)
+        return cancelled
+
+    def switch_feature_off(self, name: str, message: str | None = None) -> bool:
+        """Switch one feature off; return whether it was on. Already off, only its message changes."""
+        name = rules.feature_name(name)
+        message = rules.message(message)
+        now = self._now()
+        was_on = False
+
+        def change(lock: Raw, raw_plan: Raw) -> tuple[Raw, Raw]:
+            nonlocal was_on
+            plan = self._plan(raw_plan)
+            current = plan.features.get(name)
+            was_on = current is None
+            started_at = now if current is None else current.started_at
+            return lock, _stored(plan.with_feature(Feature(name, message, started_at)))
+
+        self.backend.update(change)
+        return was_on
+
+    def switch_feature_on(self, name: str) -> bool:
+        """Switch one feature back on; return whether it was off."""
+        name = rules.feature_name(name)
+        was_off = False
+
+        def change(lock: Raw, raw_plan: Raw) -> tuple[Raw, Raw]:
+            nonlocal was_off
+            plan = self._plan(raw_plan)
+            was_off = name in plan.features
+            return lock, _stored(plan.without_feature(name))
+
+        self.backend.update(change)
+        return was_off
+
+    def restore_lock(self, previous: Raw) -> None:
+        """Put back a lock read earlier, whatever is there now (``Maintenance.enabled``)."""
+        self.backend.update(lambda lock, plan: (previous, plan))
+
+    def replace_lock(self, expected: Raw, new: Raw) -> bool:
+        """Write ``new`` as the lock only if it still holds ``expected`` (what this process wrote).
+
+        How ``run`` and ``window`` give back the state they found without undoing a change
+        somebody else made meanwhile. Return whether it was written.
+        """
+        replaced = False
+
+        def change(lock: Raw, plan: Raw) -> tuple[Raw, Raw]:
+            nonlocal replaced
+            replaced = lock == expected
+            return (new if replaced else lock), plan
+
+        self.backend.update(change)
+        return replaced
+
+    def _plan(self, raw: Raw) -> Plan:
+        plan, _ = Plan.parse(raw)
+        if plan.damage is not None:
+            raise MaintenanceError(
+                f"{plan.damage} ({self.backend.sibling('plan').describe()}): nothing was changed. "
+                "Look at it, then remove it to start a new plan"
+            )
+        return plan
+
+    def _now(self) -> datetime:
+        return times.utcnow().replace(microsecond=0)
+
+
+def _stored(plan: Plan) -> bytes | None:
+    data = plan.to_json()
+    if data is not None and len(data) > MAX_DOCUMENT_BYTES:
+        raise ConfigurationError(
+            f"the plan would be larger than {MAX_DOCUMENT_BYTES // 1024} KiB "
+            f"({len(plan.features)} features switched off): switch some back on first"
+        )
+    return data
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid, e.g. in some containers
+        return None
