@@ -34,14 +34,13 @@ nitpicky = True
 # render as code without a link instead of failing to fetch an inventory.
 nitpick_ignore_regex = [
     (r"py:.*", r"(flask|werkzeug|click|blinker|datetime|collections|typing|os|pathlib|types)\..*"),
-    # Annotations autodoc cannot evaluate (a module imports the name only under TYPE_CHECKING)
-    # stay bare names.
-    (r"py:class", r"Flask|datetime"),
+    # Annotations autodoc cannot evaluate (guard.py imports Flask only under TYPE_CHECKING) stay
+    # bare names.
+    (r"py:class", r"Flask"),
 ]
 # Private types that public signatures and docstrings name; each is reported to be either made
 # public or kept out of the public docstrings. Remove an entry once its name resolves.
 nitpick_ignore = [
-    ("py:mod", "flask_maintenance.plan"),  # State's docstring
     ("py:class", "flask_maintenance.config.Settings"),  # Maintenance.settings()
     ("py:class", "flask_maintenance.backends.base.Backend"),  # Maintenance.backend(), isolated()
     ("py:class", "Guard"),  # skip_during_maintenance()
