@@ -23,11 +23,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import Clock
 from flask import Flask
 
 from flask_maintenance import Maintenance, MaintenanceActive, request_blocked
-
-from conftest import Clock
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -157,8 +156,18 @@ class TestModes:
         start = (datetime.now(timezone.utc) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
         end = start + timedelta(minutes=30)
         planned = run_flask(
-            tmp_path, "--app", "features", "maintenance", "schedule", "--at", f"{start:%Y-%m-%dT%H:%M:%SZ}",
-            "--for", "30m", "--message", "Database upgrade", "--auto-off",
+            tmp_path,
+            "--app",
+            "features",
+            "maintenance",
+            "schedule",
+            "--at",
+            f"{start:%Y-%m-%dT%H:%M:%SZ}",
+            "--for",
+            "30m",
+            "--message",
+            "Database upgrade",
+            "--auto-off",
         )
         assert planned.returncode == 0, planned.stderr
         assert planned.stdout.splitlines()[:2] == [
@@ -261,8 +270,12 @@ class TestBackground:
 
         def run() -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                [sys.executable, "nightly_export.py"], cwd=tmp_path, env=env,
-                capture_output=True, text=True, timeout=TIMEOUT,
+                [sys.executable, "nightly_export.py"],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
             )
 
         assert run().stdout == "exported\n"
@@ -354,7 +367,8 @@ def test_the_guarantees_name_tests_that_exist() -> None:
         scope: list[ast.stmt] = ast.parse(source.read_text(encoding="utf-8")).body
         for name in names.split("::")[1:]:
             found = [
-                node for node in scope
+                node
+                for node in scope
                 if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name
             ]
             assert found, f"{path}{names}: no {name}"

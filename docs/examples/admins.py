@@ -1,5 +1,6 @@
 from flask import Flask, session
 from werkzeug.middleware.proxy_fix import ProxyFix
+
 from flask_maintenance import Maintenance
 
 app = Flask(__name__)

@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
 from flask import Flask
+
 from flask_maintenance import Maintenance
 
 app = Flask(__name__)

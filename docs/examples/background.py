@@ -1,5 +1,6 @@
 import click
 from flask import Flask
+
 from flask_maintenance import Maintenance
 
 app = Flask(__name__)

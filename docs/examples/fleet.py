@@ -1,6 +1,7 @@
 import os
 
 from flask import Flask
+
 from flask_maintenance import Maintenance
 
 app = Flask(__name__)

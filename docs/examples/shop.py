@@ -1,4 +1,5 @@
 from flask import Flask
+
 from flask_maintenance import Maintenance
 
 app = Flask(__name__)

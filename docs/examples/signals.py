@@ -1,6 +1,7 @@
 from collections import Counter
 
 from flask import Flask
+
 from flask_maintenance import Maintenance, request_blocked
 
 app = Flask(__name__)

@@ -1,5 +1,4 @@
 import pytest
-
 from orders import create_app
 
 

@@ -1,4 +1,5 @@
 from flask import Flask, request
+
 from flask_maintenance import Maintenance
 
 maintenance = Maintenance()
