@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from flask import Flask
@@ -125,6 +127,28 @@ def _networks(value: Any, key: str) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+# Headers every maintenance answer sets itself: configuring them would contradict the answer.
+_OWN_HEADERS = frozenset({"content-type", "content-length", "retry-after", "cache-control"})
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _headers(value: Any, key: str) -> Mapping[str, str]:
+    if value is None:
+        return MappingProxyType({})
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{key} must be a dict of header names to values, not {value!r}")
+    headers = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ConfigurationError(f"{key}: {name!r} is not a header name")
+        if name.lower() in _OWN_HEADERS:
+            raise ConfigurationError(f"{key}: {name} is set by the maintenance answer itself")
+        if not isinstance(text, str) or any(char in text for char in "\r\n\x00"):
+            raise ConfigurationError(f"{key}: the value of {name} must be one line of text, not {text!r}")
+        headers[name] = text
+    return MappingProxyType(headers)
+
+
 def _modes(value: Any, key: str) -> frozenset[str]:
     return frozenset(rules.mode(mode, f"{key}: each mode") for mode in _names(value, key))
 
@@ -235,6 +259,16 @@ KEYS: tuple[Key, ...] = (
         "``feature``, ``retry_after`` and ``readonly``; if it fails, the built-in page is sent.",
     ),
     Key(
+        "MAINTENANCE_RESPONSE_HEADERS",
+        "response_headers",
+        {},
+        _headers,
+        "a dict of header names to values",
+        "Extra headers on every maintenance answer, from the fast path and the app alike "
+        "(``Strict-Transport-Security``, say). The answer's own ``Content-Type``, "
+        "``Retry-After`` and ``Cache-Control`` cannot be replaced.",
+    ),
+    Key(
         "MAINTENANCE_BYPASS_COOKIE",
         "bypass_cookie",
         "maintenance_bypass",
@@ -299,6 +333,7 @@ class Settings:
     status_path: str
     status_cors: frozenset[str]
     template: str | None
+    response_headers: Mapping[str, str]
     bypass_cookie: str
     bypass_max_age: int
     fast_path: bool

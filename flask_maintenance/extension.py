@@ -13,12 +13,12 @@ from weakref import WeakKeyDictionary
 
 from flask import Blueprint, Flask, current_app
 
-from . import config, fastpath, rules
+from . import config, fastpath, metrics, rules
 from .backends import Backend, backend_from_url
 from .bypass import BypassRule, hash_token
 from .endpoints import blueprint
 from .errors import ConfigurationError, MaintenanceError
-from .gate import Gate
+from .gate import Features, Gate
 from .guard import Guard
 from .hook import request_hook
 from .model import FEATURES_ATTRIBUTE, State, features_of
@@ -49,7 +49,7 @@ class Maintenance:
     def __init__(self, app: Flask | None = None) -> None:
         self._gates: WeakKeyDictionary[Flask, Gate] = WeakKeyDictionary()
         self._bypass_rules: list[BypassRule] = []
-        self._blueprint_features: WeakKeyDictionary[object, set[str]] = WeakKeyDictionary()
+        self._features = Features()
         if app is not None:
             self.init_app(app)
 
@@ -70,18 +70,19 @@ class Maintenance:
             create_directory=os.path.dirname(os.path.abspath(settings.lock_file))
             == os.path.abspath(app.instance_path),
         )
-        gate = Gate(app, settings, backend, self._bypass_rules, on_change=_signal_changes(app))
+        gate = Gate(
+            app, settings, backend, self._bypass_rules, self._features, on_change=_signal_changes(app)
+        )
         self._gates[app] = gate
         app.extensions[EXTENSION_KEY] = self
 
-        # First of all before_request hooks, so that nothing the app does (database, session)
-        # runs for a refused request.
-        hook = request_hook(app, gate, self._blueprint_features)
-        app.before_request_funcs.setdefault(None, []).insert(0, hook)
         app.context_processor(lambda: {"maintenance": gate.cache.get()})
         app.register_blueprint(blueprint, url_prefix=settings.status_path)
-        if settings.fast_path:
-            fastpath.install(app, gate)
+        if not (settings.fast_path and fastpath.install(app, gate)):
+            # First of all before_request hooks, so that nothing the app does (database,
+            # session) runs for a refused request: Flask opened the session already, though.
+            app.before_request_funcs.setdefault(None, []).insert(0, request_hook(app, gate))
+        metrics.watch(gate)
 
         from .cli import install_command_gate, maintenance_group
 
@@ -294,6 +295,14 @@ class Maintenance:
         """Where this app's state lives."""
         return self._gate(app).backend
 
+    def refusals(self, *, app: Flask | None = None) -> dict[tuple[str, str], int]:
+        """How many requests this process has refused, per ``(mode, kind)``.
+
+        ``kind`` is ``"page"`` or ``"json"``, the kind of answer. The same counts are the
+        ``flask_maintenance_refused_total`` metric when ``prometheus_client`` is installed.
+        """
+        return self._gate(app).refusal_counts()
+
     @contextmanager
     def isolated(self, backend: Backend, *, app: Flask | None = None) -> Iterator[None]:
         """Keep the state in ``backend`` for a block (tests), then go back to the configured one."""
@@ -326,18 +335,24 @@ class Maintenance:
 
         return register if rule is None else register(rule)
 
-    def feature(self, name: str, blueprint: Blueprint | None = None) -> Callable[[F], F]:
+    def feature(
+        self, name: str, blueprint: Blueprint | None = None, *, prefix: str | None = None
+    ) -> Callable[[F], F]:
         """Name a feature that can be switched off on its own (``flask maintenance on --feature``).
 
         ``@m.feature("payments")`` on a view, a Click command or a guarded function;
-        ``m.feature("payments", blueprint=bp)`` for a whole blueprint. Every blueprint is
-        already a feature by its own name.
+        ``m.feature("payments", blueprint=bp)`` for a whole blueprint;
+        ``m.feature("admin", prefix="/admin")`` for every URL under a path (an extension's
+        views that are not one blueprint, such as Flask-Admin's). Every blueprint is already a
+        feature by its own name.
 
-        :raises ConfigurationError: for a name that is not a valid feature name.
+        :raises ConfigurationError: for a name that is not a valid feature name, or a prefix
+            that is not a path.
         """
         rules.feature_name(name)
-        if blueprint is not None:
-            self._blueprint_features.setdefault(blueprint, set()).add(name)
+        if prefix is not None and (not isinstance(prefix, str) or not prefix.startswith("/")):
+            raise ConfigurationError(f"a feature prefix must be a path such as '/admin', not {prefix!r}")
+        self._features.add(name, blueprint, prefix)
 
         def mark(target: F) -> F:
             setattr(target, FEATURES_ATTRIBUTE, features_of(target) | {name})

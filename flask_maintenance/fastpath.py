@@ -1,24 +1,35 @@
-"""A WSGI layer around Flask that refuses what it can decide before Flask does anything.
+"""A WSGI layer around Flask that decides every request before Flask's request cycle starts.
 
-A ``before_request`` hook that returns a 503 still pays for the whole Flask request cycle
-(~55 µs); answering here with a prebuilt body costs a few µs, which is what lets a drowning server
-recover. It asks :meth:`Gate.decide <flask_maintenance.gate.Gate.decide>` and sends only plain
-refusals itself; every other verdict goes on to the app with the request, and the hook acts on it
-without deciding again.
+A ``before_request`` hook that returns a 503 still pays for the whole Flask request cycle (~55 µs)
+and runs after Flask opened the session and ran the app's ``url_value_preprocessors``; answering
+here with a prebuilt body costs a few µs, which is what lets a drowning server recover, and a
+refused request never touches the session store or the database.
+
+It asks :meth:`Gate.decide <flask_maintenance.gate.Gate.decide>` and sends plain refusals itself.
+What needs the app (bypass rules, the view's features, a custom page, the app's CORS headers) is
+done by :func:`flask_maintenance.hook.finish` in a request context of this layer's own; a request
+that passes goes on to Flask untouched (with the banner header added while there is one).
 
 It sits directly around Flask's own ``wsgi_app``, inside any middleware the app already had, so it
 sees the environ exactly as Flask will (a prefix-stripping middleware has stripped, ProxyFix has
-fixed ``REMOTE_ADDR``). Where it cannot find that spot, it stays out and says so once.
+fixed ``REMOTE_ADDR``). Where it cannot find that spot, it stays out and says so once; the
+request hook then decides instead.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .gate import IDLE, Action, Gate
-from .responses import STATUS_LINE
+from flask import Response, request
+from flask.ctx import RequestContext
+
+from .gate import Action, Gate, Verdict, script_root
+from .hook import a_rule_passes, refusal, switched_off_feature
+from .model import Feature, State
+from .responses import STATUS_LINE, banner_header
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -26,7 +37,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("flask_maintenance")
 
-_REFUSE = Action.REFUSE  # a module constant: cheaper than the enum's class attribute
+# Module constants: cheaper than the enum's class attributes on the hot path.
+_PASS, _REFUSE = Action.PASS, Action.REFUSE
+_ASK_RULES, _ASK_FEATURES = Action.ASK_RULES, Action.ASK_FEATURES
 #: Attributes in which WSGI middleware commonly keep the app they wrap.
 _INNER_APP_ATTRIBUTES = ("app", "wsgi_app", "application", "wrapped", "_app")
 _MAX_DEPTH = 32
@@ -35,26 +48,124 @@ _MAX_DEPTH = 32
 class FastPath:
     """Wraps Flask's own ``wsgi_app``; see the module docstring."""
 
-    def __init__(self, wsgi_app: WSGIApplication, gate: Gate) -> None:
+    def __init__(self, wsgi_app: WSGIApplication, app: Flask, gate: Gate) -> None:
         self.wsgi_app = wsgi_app
+        self.app = app
         self.gate = gate
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         gate = self.gate
         state = gate.cache.get()
-        verdict = IDLE if state.idle else gate.decide(state, environ)
-        if verdict.action is _REFUSE:
-            answer = gate.answer(state, verdict.as_json)
+        if state.idle:
+            return self.wsgi_app(environ, start_response)
+        verdict = gate.decide(state, environ)
+        action = verdict.action
+        if action is _PASS:
+            return self._serve(verdict, environ, start_response)
+        if action is _REFUSE:
+            answer = gate.answer(state, verdict.as_json, verdict.feature, script_root(environ))
+            answer.count()
             method = environ.get("REQUEST_METHOD", "GET").upper()
-            # The same quiet record the hook writes: DEBUG per refused request, never more.
-            logger.debug("refused %s %s (maintenance, mode %s)", method, environ.get("PATH_INFO"), state.mode)
+            # The same quiet record the app's refusals write: DEBUG per request, never more.
+            logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
             start_response(STATUS_LINE, answer.wsgi_headers())
             return [] if method == "HEAD" else [answer.body]
-        token = gate.verdict.set(verdict)
-        try:
+        response = self._in_app(verdict, environ)
+        if response is None:
+            return self._serve(verdict, environ, start_response)
+        return response(environ, start_response)
+
+    def _serve(
+        self, verdict: Verdict, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """Hand the request to Flask, adding ``X-Maintenance-Banner`` while there is a banner."""
+        if verdict.state.banner is None:
             return self.wsgi_app(environ, start_response)
-        finally:
-            gate.verdict.reset(token)
+        header = banner_header(verdict.state)
+
+        def start_with_banner(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            if not any(name.lower() == "x-maintenance-banner" for name, _ in headers):
+                headers = [*headers, ("X-Maintenance-Banner", header)]
+            return start_response(status, headers, *exc_info)
+
+        return self.wsgi_app(environ, start_with_banner)
+
+    def _in_app(self, verdict: Verdict, environ: WSGIEnvironment) -> Response | None:
+        """Finish the decision in a request context of our own; ``None`` when it passes.
+
+        The context has no session (the store may be what is down) unless a bypass rule may
+        need one; then it is opened as Flask opens it, and if that fails the rule sees none.
+        """
+        app, gate = self.app, self.gate
+        action, state, as_json, feature = verdict
+        ask_rules = action is _ASK_RULES or (action is _ASK_FEATURES and gate.rules_may_pass(environ))
+        if action is _ASK_FEATURES:
+            with _pushed(app, gate, environ, with_session=False):
+                feature = switched_off_feature(app, gate, state)
+                if feature is None:
+                    return None
+                if not ask_rules:
+                    return _refusal(app, gate, state, as_json, feature)
+        with _pushed(app, gate, environ, with_session=ask_rules):
+            if ask_rules and a_rule_passes(app, gate):
+                return None
+            return _refusal(app, gate, state, as_json, feature)
+
+
+@contextmanager
+def _pushed(app: Flask, gate: Gate, environ: WSGIEnvironment, *, with_session: bool) -> Iterator[None]:
+    """A request context of our own for ``environ``, popped whatever happens.
+
+    Neither opening the session nor the app's teardown may fail the answer.
+    """
+    ctx = None
+    if with_session:
+        ctx = RequestContext(app, environ)
+        try:
+            ctx.push()  # opens the session, as Flask does
+        except Exception:
+            gate.warn_once("the session could not be opened for a bypass rule; the rules see none")
+            _pop_quietly(ctx, gate)
+            ctx = None
+    if ctx is None:
+        ctx = RequestContext(app, environ, session=app.session_interface.make_null_session(app))
+        ctx.push()
+    try:
+        yield
+    finally:
+        _pop_quietly(ctx, gate)
+
+
+def _pop_quietly(ctx: RequestContext, gate: Gate) -> None:
+    try:
+        ctx.pop()
+    except Exception:
+        gate.warn_once("the app's teardown failed after a maintenance answer")
+
+
+def _refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Feature | None) -> Response:
+    response = refusal(app, gate, state, as_json, feature)
+    return _with_app_headers(app, gate, response) if "Origin" in request.headers else response
+
+
+def _with_app_headers(app: Flask, gate: Gate, response: Response) -> Response:
+    """The refusal after the app's ``after_request`` functions (CORS headers, for one).
+
+    If one of them fails, the refusal goes out as it was: a 503 never becomes a 500.
+    """
+    try:
+        processed = app.process_response(response)
+    except Exception:
+        gate.warn_once("an after_request function failed on a maintenance answer; sent without it")
+        return response
+    if "Access-Control-Allow-Origin" in processed.headers:
+        # Let the other origin's script read when to come back.
+        exposed = processed.headers.get("Access-Control-Expose-Headers", "")
+        if "retry-after" not in exposed.lower():
+            processed.headers["Access-Control-Expose-Headers"] = ", ".join(
+                value for value in (exposed, "Retry-After") if value
+            )
+    return processed
 
 
 def install(app: Flask, gate: Gate) -> bool:
@@ -64,7 +175,7 @@ def install(app: Flask, gate: Gate) -> bool:
     Werkzeug's, ``.application`` for WhiteNoise's, ...): the fast path goes inside the innermost.
     """
     if _is_flask_own(app, app.wsgi_app):
-        app.wsgi_app = FastPath(app.wsgi_app, gate)  # type: ignore[method-assign]
+        app.wsgi_app = FastPath(app.wsgi_app, app, gate)  # type: ignore[method-assign]
         return True
     holder = _holder_of_flask_own(app)
     if holder is None:
@@ -78,15 +189,14 @@ def install(app: Flask, gate: Gate) -> bool:
         )
         return False
     middleware, attribute = holder
-    setattr(middleware, attribute, FastPath(getattr(middleware, attribute), gate))
+    setattr(middleware, attribute, FastPath(getattr(middleware, attribute), app, gate))
     return True
 
 
 def _is_flask_own(app: Flask, candidate: Any) -> bool:
     """Whether ``candidate`` is ``app.wsgi_app`` as Flask defines it (a bound method of ``app``)."""
-    return getattr(candidate, "__self__", None) is app and getattr(candidate, "__func__", None) is getattr(
-        type(app).wsgi_app, "__func__", type(app).wsgi_app
-    )
+    own = getattr(type(app).wsgi_app, "__func__", type(app).wsgi_app)
+    return getattr(candidate, "__self__", None) is app and getattr(candidate, "__func__", None) is own
 
 
 def _holder_of_flask_own(app: Flask) -> tuple[Any, str] | None:

@@ -1,20 +1,22 @@
 """The decision for one request: pass it, leave it to the app, or refuse it with this answer.
 
 :meth:`Gate.decide` is the one place that orders the checks of a request. It reads only the WSGI
-environ as the app sees it and the cached state, so the WSGI fast path can call it before Flask
-does anything, and the request hook calls it only when no fast path did: the verdict travels from
-one to the other, and nothing is decided twice.
+environ as the app sees it and the cached state, so the WSGI fast path calls it before Flask
+does anything; the request hook calls it only for apps without the fast path. Whatever needs the
+app (bypass rules, the features of the matched view, a custom page, the app's CORS headers) is
+named in the verdict and done once by :mod:`flask_maintenance.hook`.
 """
 
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterable
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from .backends import Backend
@@ -43,20 +45,25 @@ class Action(enum.Enum):
     PASS = "pass"
     #: Refuse it with the built-in answer (the fast path can send it).
     REFUSE = "refuse"
-    #: Refuse it, but in the app: a custom template or ``request_blocked`` receivers need it.
+    #: Refuse it, in the app: a custom page, ``request_blocked`` receivers or CORS need it.
     REFUSE_IN_APP = "refuse-in-app"
-    #: The mode refuses it unless one of the app's bypass rules lets it through.
+    #: Refuse it unless one of the app's bypass rules lets it through.
     ASK_RULES = "ask-rules"
     #: The mode lets it through unless its view belongs to a switched-off feature.
     ASK_FEATURES = "ask-features"
 
 
 class Verdict(NamedTuple):
-    """A decision and what it was made on: the state, and whether the answer is JSON."""
+    """A decision and what it was made on.
+
+    ``feature`` is the switched-off feature that refuses the request, when the gate already
+    knows it (a feature named by its URL prefix).
+    """
 
     action: Action
     state: State
     as_json: bool = False
+    feature: Feature | None = None
 
 
 #: The verdict while there is nothing to do (made once: it is every request's while off).
@@ -74,6 +81,40 @@ class PathSet:
     def __contains__(self, path: str) -> bool:
         return path in self._exact or path.startswith(self._under)
 
+    def __bool__(self) -> bool:
+        return bool(self._exact)
+
+
+class Features:
+    """The feature names an extension instance knows, and how requests map onto them.
+
+    ``blueprints``: names given to blueprints with ``m.feature(name, blueprint=bp)`` (every
+    blueprint is also a feature by its own name); ``prefixes``: features named by URL prefix,
+    which the gate can match without the app; ``names``: every name given to ``m.feature``.
+    """
+
+    def __init__(self) -> None:
+        self.blueprints: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
+        self.prefixes: dict[str, PathSet] = {}
+        self._prefix_lists: dict[str, list[str]] = {}
+        self.names: set[str] = set()
+
+    def add(self, name: str, blueprint: object | None = None, prefix: str | None = None) -> None:
+        self.names.add(name)
+        if blueprint is not None:
+            self.blueprints.setdefault(blueprint, set()).add(name)
+        if prefix is not None:
+            self._prefix_lists.setdefault(name, []).append(prefix)
+            self.prefixes[name] = PathSet(self._prefix_lists[name])
+
+    def by_prefix(self, switched_off: Mapping[str, Feature], path: str) -> Feature | None:
+        """The first switched-off feature (by name) whose URL prefix covers ``path``."""
+        for name in sorted(switched_off):
+            prefixes = self.prefixes.get(name)
+            if prefixes is not None and path in prefixes:
+                return switched_off[name]
+        return None
+
 
 class Gate:
     """Everything one app needs to decide a request: settings, cached state, bypass rules.
@@ -88,6 +129,7 @@ class Gate:
         settings: Settings,
         backend: Backend,
         rules: list[BypassRule],
+        features: Features,
         on_change: Callable[[State, State], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -98,12 +140,15 @@ class Gate:
         self.allowlist = IPAllowlist(settings.allowed_networks)
         self.cookie = BypassCookie(settings.bypass_cookie, settings.bypass_max_age)
         self.rules = rules
+        self.features = features
         self.api_paths = PathSet(settings.api_prefixes)
         self.open_paths = PathSet((*settings.allowed_paths, settings.status_path))
-        #: The fast path's verdict on the request being handled, for the hook to act on.
-        self.verdict: ContextVar[Verdict | None] = ContextVar("flask_maintenance_verdict", default=None)
+        #: Refusals counted per (mode, kind), each by an ``itertools.count``: its ``next`` is
+        #: one C call that threads may share, cheap enough for the fast path.
+        self.refusals: dict[tuple[str, str], itertools.count[int]] = {}
+        self._refusals_lock = threading.Lock()
         # (state, answers): swapped whole, so threads never see a half-updated pair.
-        self._answers: tuple[State | None, dict[tuple[bool, int, str | None], Answer]] = (None, {})
+        self._answers: tuple[State | None, dict[tuple[bool, int, str | None, str], Answer]] = (None, {})
         self._answers_lock = threading.Lock()
 
     # -- the decision ----------------------------------------------------------------------
@@ -111,9 +156,10 @@ class Gate:
     def decide(self, state: State, environ: WSGIEnvironment) -> Verdict:
         """Decide a request from its environ (as the app sees it) and the state.
 
-        Cheap checks first: nothing to do; allowed paths; what the mode lets through; allowed
-        addresses and a valid bypass cookie (both decidable without the app); then what needs
-        the app (bypass rules, the features of the view, a custom page, signal receivers).
+        Cheap checks first: nothing to do; allowed paths and CORS preflights; what the mode
+        lets through; allowed addresses and a valid bypass cookie (both decidable without the
+        app); features named by URL prefix; then what needs the app (bypass rules, the features
+        of the view, a custom page, signal receivers, the app's CORS headers).
         """
         if state.idle:
             return IDLE
@@ -123,20 +169,33 @@ class Gate:
         if path in self.open_paths:
             return Verdict(Action.PASS, state)
         method = environ.get("REQUEST_METHOD", "GET").upper()
+        if method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
+            return Verdict(Action.PASS, state)  # a CORS preflight: the app's CORS answers it
         refused_by_mode = state.blocking and not (state.mode == "readonly" and method in SAFE_METHODS)
         if not refused_by_mode and not state.features:
             return Verdict(Action.PASS, state)
         if self._bypassed(state, environ):
             return Verdict(Action.PASS, state)
         as_json = path in self.api_paths or prefers_json(environ.get("HTTP_ACCEPT"))
+        feature = None
         if not refused_by_mode:
-            return Verdict(Action.ASK_FEATURES, state, as_json)
+            feature = self.features.by_prefix(state.features, path)
+            if feature is None:
+                return Verdict(Action.ASK_FEATURES, state, as_json)
+        if self.rules_may_pass(environ):
+            return Verdict(Action.ASK_RULES, state, as_json, feature)
+        if (
+            (self.settings.template and not as_json)
+            or request_blocked.receivers
+            or "HTTP_ORIGIN" in environ  # the app's CORS headers let the other origin read it
+        ):
+            return Verdict(Action.REFUSE_IN_APP, state, as_json, feature)
+        return Verdict(Action.REFUSE, state, as_json, feature)
+
+    def rules_may_pass(self, environ: WSGIEnvironment) -> bool:
+        """Whether one of the app's bypass rules could let this request through."""
         cookies = environ.get("HTTP_COOKIE", "")
-        if any(rule.may_pass(cookies) for rule in self.rules):
-            return Verdict(Action.ASK_RULES, state, as_json)
-        if (self.settings.template and not as_json) or request_blocked.receivers:
-            return Verdict(Action.REFUSE_IN_APP, state, as_json)
-        return Verdict(Action.REFUSE, state, as_json)
+        return any(rule.may_pass(cookies) for rule in self.rules)
 
     def _bypassed(self, state: State, environ: WSGIEnvironment) -> bool:
         if self.allowlist and self.allowlist.allows(environ.get("REMOTE_ADDR")):
@@ -150,10 +209,15 @@ class Gate:
 
     # -- the answers -----------------------------------------------------------------------
 
-    def answer(self, state: State, as_json: bool, feature: Feature | None = None) -> Answer:
-        """The built-in 503 for this state (or for one switched-off feature), built on first use."""
+    def answer(
+        self, state: State, as_json: bool, feature: Feature | None = None, script_root: str = ""
+    ) -> Answer:
+        """The built-in 503 for this state (or for one switched-off feature), built on first use.
+
+        :param script_root: where the app is mounted (``SCRIPT_NAME``), for the URLs it holds.
+        """
         retry_after = state.retry_after() if feature is None else self.settings.retry_after
-        key = (as_json, retry_after, None if feature is None else feature.name)
+        key = (as_json, retry_after, None if feature is None else feature.name, script_root)
         answers_state, answers = self._answers
         if answers_state is not state:
             with self._answers_lock:
@@ -167,14 +231,29 @@ class Gate:
                 readonly=state.mode == "readonly",
                 as_json=as_json,
                 retry_after=retry_after,
-                status_path=self.settings.status_path,
+                status_url=script_root + self.settings.status_path,
                 banner=None if state.banner is None else banner_header(state),
                 feature=feature,
+                extra_headers=self.settings.response_headers,
             )
+            kind = "json" if as_json else "page"
+            answer = replace(answer, count=self._counter(state.mode or "full", kind).__next__)
             if len(answers) > 64:  # a countdown to ends_at makes a new key every second
                 self._answers = (state, {})
             answers[key] = answer
         return answer
+
+    def _counter(self, mode: str, kind: str) -> itertools.count[int]:
+        counter = self.refusals.get((mode, kind))
+        if counter is None:
+            with self._refusals_lock:
+                counter = self.refusals.setdefault((mode, kind), itertools.count(1))
+        return counter
+
+    def refusal_counts(self) -> dict[tuple[str, str], int]:
+        """How many requests this process refused, per (mode, kind of answer)."""
+        # An itertools.count shows its next value in its repr: the one way to read it.
+        return {key: int(repr(counter)[6:-1]) - 1 for key, counter in list(self.refusals.items())}
 
     # -- state and backend -----------------------------------------------------------------
 
@@ -208,13 +287,21 @@ def request_path(environ: WSGIEnvironment) -> str:
 
     WSGI carries the path as latin-1 text; Werkzeug reads it as UTF-8 and folds leading slashes.
     """
-    raw: str = environ.get("PATH_INFO") or ""
-    if not raw.isascii():
-        try:
-            raw = raw.encode("latin-1").decode("utf-8", "replace")
-        except UnicodeEncodeError:
-            pass  # not a valid WSGI string; compare it as it is
-    return "/" + raw.lstrip("/")
+    return "/" + _wsgi_text(environ.get("PATH_INFO") or "").lstrip("/")
+
+
+def script_root(environ: WSGIEnvironment) -> str:
+    """``request.script_root``: where the app is mounted, without a trailing slash."""
+    return _wsgi_text(environ.get("SCRIPT_NAME") or "").rstrip("/")
+
+
+def _wsgi_text(raw: str) -> str:
+    if raw.isascii():
+        return raw
+    try:
+        return raw.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return raw  # not a valid WSGI string; compare it as it is
 
 
 _COOKIE_PAIR = re.compile(r"\s*([^=;\s]+)\s*=\s*([^;]*)")
@@ -226,9 +313,3 @@ def cookie_value(header: str, name: str) -> str | None:
         if match.group(1) == name:
             return match.group(2).strip()
     return None
-
-
-def verdict_of(gate: Gate, environ: WSGIEnvironment) -> Verdict:
-    """The verdict the fast path reached on this request, or a fresh one when none did."""
-    verdict = gate.verdict.get()
-    return verdict if verdict is not None else gate.decide(gate.cache.get(), environ)

@@ -1,23 +1,24 @@
-"""The request hook: acts on the verdict for a request, and does what only the app can.
+"""What only the app can decide: bypass rules, the features of the matched view, custom pages.
 
-It runs first of all ``before_request`` functions. The verdict comes from the WSGI fast path when
-there is one (see :mod:`flask_maintenance.gate`); the hook adds what needs the app context: the
-app's bypass rules, the features of the matched view, a custom page and the ``request_blocked``
-signal.
+These act on a verdict of :meth:`Gate.decide <flask_maintenance.gate.Gate.decide>` that needs a
+request context. The WSGI fast path runs them in a request context of its own (see
+:mod:`flask_maintenance.fastpath`), where none of the app's ``url_value_preprocessors`` or
+``before_request`` functions run. Apps without the fast path run them through
+:func:`request_hook`, the first ``before_request`` function, after Flask opened the session.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from flask import Flask, Response, after_this_request, render_template, request
+from werkzeug.datastructures import Headers
 
-from .gate import IDLE, Action, Gate
+from .gate import Action, Gate, Verdict, script_root
 from .model import Feature, State, features_of
-from .responses import banner_header
+from .responses import PAGE_CSP, banner_header
 from .signals import request_blocked
 
 logger = logging.getLogger("flask_maintenance")
@@ -27,34 +28,30 @@ _PASS, _ASK_FEATURES = Action.PASS, Action.ASK_FEATURES
 _ASK = (Action.ASK_RULES, Action.ASK_FEATURES)
 
 
-def request_hook(
-    app: Flask, gate: Gate, blueprint_features: Mapping[object, set[str]]
-) -> Callable[[], Response | None]:
-    """The ``before_request`` function for ``app``."""
+def finish(app: Flask, gate: Gate, verdict: Verdict) -> Response | None:
+    """The refusal for this request, or ``None`` when it passes after all (in its context)."""
+    action, state, as_json, feature = verdict
+    if action is _ASK_FEATURES:
+        feature = switched_off_feature(app, gate, state)
+        if feature is None:
+            return None
+    if action in _ASK and a_rule_passes(app, gate):
+        return None
+    return refusal(app, gate, state, as_json, feature)
+
+
+def request_hook(app: Flask, gate: Gate) -> Callable[[], Response | None]:
+    """The ``before_request`` function for an app without the fast path."""
 
     def check_maintenance() -> Response | None:
-        verdict = gate.verdict.get()
-        if verdict is IDLE:  # every request while off: keep it to this one comparison
+        state = gate.cache.get()
+        if state.idle:
             return None
-        if verdict is None:  # no fast path in front of this request: decide here
-            state = gate.cache.get()
-            if state.idle:
-                return None
-            verdict = gate.decide(state, request.environ)
-        action, state, as_json = verdict
-        feature = None
-        if action is _ASK_FEATURES:
-            feature = switched_off_feature(app, state, blueprint_features)
-        passes = (
-            action is _PASS
-            or (action is _ASK_FEATURES and feature is None)
-            or (action in _ASK and _a_rule_passes(app, gate))
-        )
-        if not passes:
-            return refusal(app, gate, state, as_json, feature)
-        if state.banner is not None:
+        verdict = gate.decide(state, request.environ)
+        response = None if verdict.action is _PASS else finish(app, gate, verdict)
+        if response is None and state.banner is not None:
             _add_banner(state)
-        return None
+        return response
 
     return check_maintenance
 
@@ -71,10 +68,8 @@ def _add_banner(state: State) -> None:
     after_this_request(add_banner)
 
 
-def switched_off_feature(
-    app: Flask, state: State, blueprint_features: Mapping[object, set[str]]
-) -> Feature | None:
-    """The first switched-off feature this request belongs to (view, blueprints).
+def switched_off_feature(app: Flask, gate: Gate, state: State) -> Feature | None:
+    """The first switched-off feature this request belongs to (view, blueprints, URL prefix).
 
     A blueprint is a feature by its registered name (``account.billing`` when nested) and by its
     own name (``billing``), plus the names given with ``m.feature(name, blueprint=bp)``.
@@ -86,21 +81,22 @@ def switched_off_feature(
         blueprint = app.blueprints.get(registered)
         if blueprint is not None:
             names.add(blueprint.name)
-            names.update(blueprint_features.get(blueprint) or ())
+            names.update(gate.features.blueprints.get(blueprint) or ())
     for name in sorted(names):
         if name in state.features:
             return state.features[name]
-    return None
+    return gate.features.by_prefix(state.features, request.path)
 
 
-def _a_rule_passes(app: Flask, gate: Gate) -> bool:
+def a_rule_passes(app: Flask, gate: Gate) -> bool:
+    """Whether one of the app's bypass rules lets the request in context through."""
     cookies = request.environ.get("HTTP_COOKIE", "")
     for rule in gate.rules:
         if not rule.may_pass(cookies):
             continue
         try:
             # ensure_sync awaits an async rule the way Flask runs an async view.
-            passed: Any = app.ensure_sync(rule.check)()
+            passed: object = app.ensure_sync(rule.check)()
         except Exception:  # a broken rule must not turn the 503 into a 500
             gate.warn_once(f"maintenance bypass rule {rule.check!r} failed; counting it as False")
             continue
@@ -121,20 +117,24 @@ def refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Featur
     reason = "maintenance" if reason == "full" else reason
     logger.debug("refused %s %s (%s)", request.method, request.path, reason)
     request_blocked.send(app, state=state, reason=reason)
-    answer = gate.answer(state, as_json, feature)
+    answer = gate.answer(state, as_json, feature, script_root(request.environ))
+    answer.count()
     response = Response(answer.body, status=answer.status, headers=list(answer.headers))
     template = gate.settings.template
     if template and not as_json:
         try:
-            response.set_data(
-                render_template(
-                    template,
-                    maintenance=state,
-                    feature=feature,
-                    retry_after=answer.retry_after,  # exactly what the header says
-                    readonly=state.mode == "readonly",
-                )
+            page = render_template(
+                template,
+                maintenance=state,
+                feature=feature,
+                retry_after=answer.retry_after,  # exactly what the header says
+                readonly=state.mode == "readonly",
             )
         except Exception:  # a broken custom page falls back to the built-in one
             gate.warn_once(f"maintenance template {template!r} failed; using the built-in page")
+        else:
+            response.set_data(page)
+            # The built-in page's policy allows only its own inline code, not the template's.
+            ours = ("Content-Security-Policy", PAGE_CSP)
+            response.headers = Headers([header for header in response.headers.items() if header != ours])
     return response

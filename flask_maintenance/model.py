@@ -66,8 +66,10 @@ class Schedule:
 class State:
     """One reading of the maintenance switch, as every reader acts on it.
 
-    ``mode`` is ``None`` while off. ``retry`` is the configured ``Retry-After`` when the lock did
-    not set one. ``user`` and ``host`` say who switched maintenance on; ``token_hash`` is the
+    ``mode`` is ``None`` while off. ``retry`` is the ``Retry-After`` the operator gave (``None``
+    when they gave none: then it counts down to ``ends_at``, and is ``default_retry``, the
+    configured ``MAINTENANCE_RETRY_AFTER``, without an end or once the end has passed).
+    ``user`` and ``host`` say who switched maintenance on; ``token_hash`` is the
     SHA-256 of the bypass secret (the secret itself is never stored) and ``window`` changes with
     every new window, so that bypass cookies from an earlier one stop working. ``scheduled`` is
     the planned window, if any, and ``features`` the features switched off on their own.
@@ -85,6 +87,7 @@ class State:
     token_hash: str | None = None
     scheduled: Schedule | None = None
     features: Mapping[str, Feature] = field(default_factory=lambda: NO_FEATURES)
+    default_retry: int = field(default=60, repr=False)
     # Derived once here, because every request tests them.
     #: True when some requests are refused (modes ``full`` and ``readonly``).
     blocking: bool = field(init=False, repr=False, compare=False)
@@ -112,11 +115,22 @@ class State:
             return f"{text}: {window.message}" if window.message else text
         return None
 
+    def overdue(self, now: datetime | None = None) -> bool:
+        """Whether the expected end has passed while maintenance is still on."""
+        return self.active and self.ends_at is not None and (now or times.utcnow()) >= self.ends_at
+
     def retry_after(self, now: datetime | None = None) -> int:
-        """Seconds for ``Retry-After``: the time left until ``ends_at`` (at least 1), else ``retry``."""
-        if self.ends_at is not None:
-            return max(1, seconds_until(self.ends_at, now or times.utcnow()))
-        return max(0, self.retry or 0)
+        """Seconds for ``Retry-After``: ``retry`` when the operator gave one, else the time left
+        until ``ends_at``, else (no end, or it has passed) ``default_retry``.
+
+        Never 0 or 1 for an overdue window: clients and crawlers would retry every second.
+        """
+        if self.retry is not None:
+            return max(0, self.retry)
+        now = now or times.utcnow()
+        if self.ends_at is not None and now < self.ends_at:
+            return max(1, seconds_until(self.ends_at, now))
+        return self.default_retry
 
     def to_dict(self) -> dict[str, Any]:
         """The operator's view (``status --json``): the attributes, key for key, as JSON values.
@@ -163,7 +177,7 @@ class State:
         """
         if raw is None:
             return OFF, None
-        default = cls(active=True, retry=default_retry)
+        default = cls(active=True, default_retry=default_retry)
         if isinstance(raw, Damaged):
             return default, f"the maintenance lock is unreadable ({raw.reason}); using full maintenance"
         if not raw.strip():
@@ -175,7 +189,7 @@ class State:
         state = replace(
             default,
             mode=_field(data, "mode", _mode, "full", problems),
-            retry=_field(data, "retry", _retry, default_retry, problems),
+            retry=_field(data, "retry", _retry, None, problems),
             message=_field(data, "message", _message, None, problems),
             started_at=_field(data, "started_at", _when, None, problems),
             ends_at=_field(data, "ends_at", _when, None, problems),
@@ -257,15 +271,15 @@ def _damaged(problem: str) -> tuple[Plan, str]:
     return Plan(damage=damage), f"{damage}; using full maintenance until it is fixed or removed"
 
 
-def resolve(lock: State, plan: Plan, now: datetime, default_retry: int | None = None) -> State:
+def resolve(lock: State, plan: Plan, now: datetime, default_retry: int = 60) -> State:
     """The state readers act on at ``now``: the main switch, else the schedule, plus features.
 
-    :param default_retry: ``Retry-After`` of a started window without an end (the lock is off
-        then, so it has no ``retry`` of its own); the configured ``MAINTENANCE_RETRY_AFTER``.
+    :param default_retry: the configured ``MAINTENANCE_RETRY_AFTER``, for a started window (the
+        lock is off then, so it has no ``default_retry`` of its own).
     """
     if plan.damage is not None:
         # Fail closed, but keep the lock's window so that admins' bypass cookies still work.
-        return replace(lock, mode="full") if lock.active else State(active=True, retry=default_retry)
+        return replace(lock, mode="full") if lock.active else State(active=True, default_retry=default_retry)
     schedule = plan.schedule
     if lock is OFF and schedule is None and not plan.features:
         return lock
@@ -278,10 +292,10 @@ def resolve(lock: State, plan: Plan, now: datetime, default_retry: int | None = 
             state = State(
                 active=True,
                 mode=schedule.mode,
-                retry=default_retry,
                 message=schedule.message,
                 started_at=schedule.starts_at,
                 ends_at=schedule.ends_at,
+                default_retry=default_retry,
             )
     return replace(state, scheduled=schedule, features=plan.features)
 

@@ -44,7 +44,7 @@ def page_body(state: State, *, retry_after: int, status_path: str, now: datetime
         readonly=False,
         as_json=False,
         retry_after=state.retry_after(now),
-        status_path=status_path,
+        status_url=status_path,
         banner=None,  # a header; the file has none
     )
     return answer.body

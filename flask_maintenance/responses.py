@@ -6,10 +6,13 @@ WSGI fast path and the ``before_request`` hook send byte-identical responses.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
@@ -51,6 +54,8 @@ class Answer:
     body: bytes
     #: The ``Retry-After`` it sends, in seconds.
     retry_after: int
+    #: Counts one refusal with this answer (the gate gives each answer its counter).
+    count: Callable[[], object] = field(default=int, compare=False, repr=False)
 
     def wsgi_headers(self) -> list[tuple[str, str]]:
         return [*self.headers, ("Content-Length", str(len(self.body)))]
@@ -114,12 +119,18 @@ def blocked(
     readonly: bool,
     as_json: bool,
     retry_after: int,
-    status_path: str,
+    status_url: str,
     banner: str | None,
     feature: Feature | None = None,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> Answer:
-    """The 503 for a refused request: for the whole site, or for one switched-off feature."""
+    """The 503 for a refused request: for the whole site, or for one switched-off feature.
+
+    :param status_url: the status path with the app's script root, which the page polls.
+    :param extra_headers: ``MAINTENANCE_RESPONSE_HEADERS``, added to every answer.
+    """
     ends_at = None if feature is not None else state.ends_at
+    overdue = feature is None and state.overdue()
     if feature is not None:
         title = f"{feature.name} is temporarily unavailable"
         detail = feature.message or FEATURE_DETAIL
@@ -129,30 +140,30 @@ def blocked(
         detail = state.message or (READONLY_DETAIL if readonly else FULL_DETAIL)
         problem_type = READONLY_PROBLEM_TYPE if readonly else PROBLEM_TYPE
     detail = encodable(detail)
+    headers = []
     if as_json:
-        problem = {
+        problem: dict[str, Any] = {
             "type": problem_type,
             "title": title,
             "status": 503,
             "detail": detail,
             "retry_after": retry_after,
             "ends_at": _instant(ends_at),
+            "overdue": overdue,
+            "status_url": status_url,
         }
         if feature is not None:
             problem["feature"] = feature.name
         body = json.dumps(problem).encode()
-        content_type = "application/problem+json"
+        headers.append(("Content-Type", "application/problem+json"))
     else:
         feature_name = None if feature is None else feature.name
-        body = _page(title, detail, retry_after, ends_at, status_path, feature_name).encode("utf-8")
-        content_type = "text/html; charset=utf-8"
-    headers = [
-        ("Content-Type", content_type),
-        ("Retry-After", str(retry_after)),
-        ("Cache-Control", "no-store"),
-    ]
+        body = _page(title, detail, retry_after, ends_at, overdue, status_url, feature_name).encode("utf-8")
+        headers += [("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", PAGE_CSP)]
+    headers += [("Retry-After", str(retry_after)), ("Cache-Control", "no-store")]
     if banner is not None:
         headers.append(("X-Maintenance-Banner", banner))
+    headers += list((extra_headers or {}).items())
     return Answer(status=503, headers=tuple(headers), body=body, retry_after=retry_after)
 
 
@@ -163,6 +174,7 @@ def public_status(state: State, now: datetime) -> dict[str, Any]:
         "mode": state.mode,
         "message": state.message if state.active else None,
         "retry_after": state.retry_after(now) if state.blocking else None,
+        "overdue": state.overdue(now),
         "started_at": _instant(state.started_at),
         "ends_at": _instant(state.ends_at),
         "scheduled": None if state.scheduled is None else state.scheduled.to_dict(),
@@ -211,10 +223,13 @@ def _page(
     detail: str,
     retry_after: int,
     ends_at: datetime | None,
-    status_path: str,
+    overdue: bool,
+    status_url: str,
     feature: str | None,
 ) -> str:
-    if ends_at is None:
+    if overdue:
+        expected = f"This is taking longer than expected. Please try again in about {_human(retry_after)}."
+    elif ends_at is None:
         expected = f"Please try again in about {_human(retry_after)}."
     else:
         iso = format_instant(ends_at)
@@ -227,14 +242,9 @@ def _page(
         title=escape(title),
         detail=escape(detail),
         expected=expected,
-        status_url=_script_value(status_path),
-        feature=_script_value(feature),
+        status_url=escape(status_url),
+        feature_attribute="" if feature is None else f' data-feature="{escape(feature)}"',
     )
-
-
-def _script_value(value: object) -> str:
-    """A JSON literal safe inside an inline <script>."""
-    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _human(seconds: int) -> str:
@@ -246,65 +256,91 @@ def _human(seconds: int) -> str:
     return f"{round(minutes / 60)} hours"
 
 
+# The inline style and script are constants, so that the page's Content-Security-Policy can allow
+# exactly them by hash; what varies per answer travels in data- attributes.
+_STYLE = """
+:root { color-scheme: light dark; --fg: #1f2933; --muted: #52606d; --bg: #f5f7fa; --card: #fff; --accent: #d97706; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e4e7eb; --muted: #9aa5b1; --bg: #1f2933; --card: #323f4b; } }
+* { box-sizing: border-box; }
+body { margin: 0; min-height: 100vh; display: flex; align-items: center; justify-content: center;
+  padding: 1.5rem; background: var(--bg); color: var(--fg);
+  font: 1.0625rem/1.6 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { width: 100%; max-width: 34rem; border-radius: 12px; padding: calc(2rem + 6px) 1.75rem 2rem;
+  background: var(--card) linear-gradient(var(--accent) 0 6px, transparent 6px); box-shadow: 0 8px 24px rgba(0,0,0,.08); }
+h1 { margin: 0 0 .75rem; font-size: 1.6rem; line-height: 1.25; }
+p { margin: 0 0 1rem; overflow-wrap: anywhere; }
+.expected { color: var(--muted); }
+time, #local-time { white-space: nowrap; }
+.live { margin: 0; font-size: .9rem; color: var(--muted); }
+"""
+
+_SCRIPT = """
+(function () {
+  var main = document.querySelector("main");
+  var statusUrl = main.getAttribute("data-status-url");
+  var feature = main.getAttribute("data-feature");
+  var live = document.getElementById("live");
+  live.textContent = "This page reloads by itself as soon as we are back.";
+  var when = document.querySelector("time[data-local]");
+  if (when) {
+    var local = new Date(when.getAttribute("datetime"));
+    if (!isNaN(local) && local.getTimezoneOffset() !== 0) {
+      var shown = local.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+      document.getElementById("local-time").textContent = "(" + shown + " your time)";
+    }
+  }
+  function check() {
+    fetch(statusUrl, { cache: "no-store", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) {
+        var over = s && (feature ? s.features.indexOf(feature) < 0 : (!s.active || s.mode === "banner"));
+        if (over) { location.replace(location.href); }
+        else { setTimeout(check, 4000 + Math.random() * 2000); }
+      })
+      .catch(function () { setTimeout(check, 8000); });
+  }
+  setTimeout(check, 4000 + Math.random() * 2000);
+})();
+"""
+
+#: CSP sources that allow the built-in page's inline style and script, for an app whose own
+#: Content-Security-Policy (Flask-Talisman's, say) also applies to the page.
+PAGE_CSP_SOURCES = {
+    "style-src": f"'sha256-{base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()}'",
+    "script-src": f"'sha256-{base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()}'",
+}
+#: The page's own policy: nothing but its inline code, and polling the status on the same site.
+PAGE_CSP = (
+    f"default-src 'none'; style-src {PAGE_CSP_SOURCES['style-src']}; "
+    f"script-src {PAGE_CSP_SOURCES['script-src']}; connect-src 'self'; img-src 'none'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
+
 # Self-contained on purpose: no stylesheet, script, font or image is fetched, so the page still
 # shows when static files or a CDN are part of what is down.
-_PAGE = """<!doctype html>
+_PAGE = (
+    """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
 <title>{title}</title>
-<style>
-:root {{ color-scheme: light dark; --fg: #1f2933; --muted: #52606d; --bg: #f5f7fa; --card: #fff; --accent: #d97706; }}
-@media (prefers-color-scheme: dark) {{ :root {{ --fg: #e4e7eb; --muted: #9aa5b1; --bg: #1f2933; --card: #323f4b; }} }}
-* {{ box-sizing: border-box; }}
-body {{ margin: 0; min-height: 100vh; display: flex; align-items: center; justify-content: center;
-  padding: 1.5rem; background: var(--bg); color: var(--fg);
-  font: 1.0625rem/1.6 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }}
-main {{ width: 100%; max-width: 34rem; border-radius: 12px; padding: calc(2rem + 6px) 1.75rem 2rem;
-  background: var(--card) linear-gradient(var(--accent) 0 6px, transparent 6px); box-shadow: 0 8px 24px rgba(0,0,0,.08); }}
-h1 {{ margin: 0 0 .75rem; font-size: 1.6rem; line-height: 1.25; }}
-p {{ margin: 0 0 1rem; overflow-wrap: anywhere; }}
-.expected {{ color: var(--muted); }}
-time, #local-time {{ white-space: nowrap; }}
-.live {{ margin: 0; font-size: .9rem; color: var(--muted); }}
-</style>
+<style>"""
+    + _STYLE.replace("{", "{{").replace("}", "}}")
+    + """</style>
 </head>
 <body>
-<main role="main">
+<main role="main" data-status-url="{status_url}"{feature_attribute}>
 <h1>{title}</h1>
 <p class="detail">{detail}</p>
 <p class="expected">{expected}</p>
 <p class="live" id="live">Reload this page to check whether we are back.</p>
 </main>
-<script>
-(function () {{
-  var statusUrl = {status_url};
-  var feature = {feature};
-  var live = document.getElementById("live");
-  live.textContent = "This page reloads by itself as soon as we are back.";
-  var when = document.querySelector("time[data-local]");
-  if (when) {{
-    var local = new Date(when.getAttribute("datetime"));
-    if (!isNaN(local) && local.getTimezoneOffset() !== 0) {{
-      var shown = local.toLocaleString([], {{ dateStyle: "medium", timeStyle: "short" }});
-      document.getElementById("local-time").textContent = "(" + shown + " your time)";
-    }}
-  }}
-  function check() {{
-    fetch(statusUrl, {{ cache: "no-store", headers: {{ Accept: "application/json" }} }})
-      .then(function (r) {{ return r.ok ? r.json() : null; }})
-      .then(function (s) {{
-        var over = s && (feature ? s.features.indexOf(feature) < 0 : (!s.active || s.mode === "banner"));
-        if (over) {{ location.replace(location.href); }}
-        else {{ setTimeout(check, 4000 + Math.random() * 2000); }}
-      }})
-      .catch(function () {{ setTimeout(check, 8000); }});
-  }}
-  setTimeout(check, 4000 + Math.random() * 2000);
-}})();
-</script>
+<script>"""
+    + _SCRIPT.replace("{", "{{").replace("}", "}}")
+    + """</script>
 </body>
 </html>
 """
+)

@@ -189,6 +189,8 @@ class TestTheRefusal:
         assert response.headers["Retry-After"] == "60"
         assert response.headers["Cache-Control"] == "no-store"
         assert response.get_json() == {
+            "overdue": False,
+            "status_url": "/_maintenance",
             "type": FEATURE_PROBLEM_TYPE,
             "title": "payments is temporarily unavailable",
             "status": 503,
@@ -218,7 +220,7 @@ class TestTheRefusal:
         assert "<b>moving</b>" not in page
         assert "Down for maintenance" not in page
         # The page waits for this feature, not for the whole site, to come back.
-        assert 'var feature = "admin";' in page
+        assert '<main role="main" data-status-url="/_maintenance" data-feature="admin">' in page
 
     def test_the_rest_of_the_app_runs_and_has_no_banner(self, shop: Shop) -> None:
         shop.extension.enable(feature="payments", app=shop.app)

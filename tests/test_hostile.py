@@ -445,7 +445,17 @@ def test_with_proxy_fix_the_forwarded_address_passes_the_ip_allowlist(
 
 # -- the status document --------------------------------------------------------------------------
 
-PUBLIC_KEYS = {"active", "mode", "message", "retry_after", "started_at", "ends_at", "scheduled", "features"}
+PUBLIC_KEYS = {
+    "active",
+    "mode",
+    "message",
+    "retry_after",
+    "overdue",
+    "started_at",
+    "ends_at",
+    "scheduled",
+    "features",
+}
 
 
 def test_the_status_endpoint_reveals_no_secret_allowlist_user_host_or_path(

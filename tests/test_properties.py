@@ -112,7 +112,10 @@ def test_state_parse_of_any_lock_record_is_on_with_typed_fields(
     state, problem = State.parse(json.dumps(record).encode(), default_retry)
     assert_sane(state, problem)
     if "retry" not in record or record["retry"] is None:
-        assert state.retry == default_retry
+        # No retry of its own: it sends the configured one (or counts down to its end).
+        assert state.retry is None and state.default_retry == default_retry
+        if state.ends_at is None:
+            assert state.retry_after() == default_retry
 
 
 @PROPERTIES
@@ -136,7 +139,8 @@ def test_what_state_writes_it_reads_back(state: State) -> None:
     assert problem is None
     clean = state.message.encode("utf-8", "replace").decode() if state.message else state.message
     assert (parsed.mode, parsed.message, parsed.ends_at) == (state.mode, clean, state.ends_at)
-    assert parsed.retry == (state.retry if state.retry is not None else DEFAULT_RETRY)
+    assert parsed.retry == state.retry
+    assert parsed.default_retry == DEFAULT_RETRY
 
 
 # -- --for and --until -------------------------------------------------------------------------
@@ -253,7 +257,7 @@ def test_retry_after_is_never_negative_and_always_an_integer(
         readonly=mode == "readonly",
         as_json=as_json,
         retry_after=retry_after,
-        status_path="/_maintenance",
+        status_url="/_maintenance",
         banner=None,
     )
     header = dict(answer.headers)["Retry-After"]

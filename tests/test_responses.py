@@ -17,7 +17,7 @@ from flask_maintenance import ConfigurationError, Maintenance
 AppFactory = Callable[..., Flask]
 
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
-PROBLEM_MEMBERS = {"type", "title", "status", "detail", "retry_after", "ends_at"}
+PROBLEM_MEMBERS = {"type", "title", "status", "detail", "retry_after", "ends_at", "overdue", "status_url"}
 
 
 def soon(hour: int, minute: int, second: int = 0) -> datetime:
@@ -95,20 +95,33 @@ class TestFullMode:
 
 class TestRetryAfterWithAnEnd:
     def test_retry_after_counts_down_to_ends_at(self, app: Flask, maintenance: Maintenance) -> None:
-        maintenance.enable(retry=999, ends_at=datetime.now(timezone.utc) + timedelta(seconds=120), app=app)
+        maintenance.enable(ends_at=datetime.now(timezone.utc) + timedelta(seconds=120), app=app)
         client = app.test_client()
         page = client.get("/")
         assert 117 <= int(page.headers["Retry-After"]) <= 120
         problem = assert_problem(client.get("/api/items"))
         assert 117 <= problem["retry_after"] <= 120  # type: ignore[operator]
+        assert problem["overdue"] is False
 
-    def test_retry_after_is_at_least_one_once_ends_at_has_passed(self, app: Flask, lock_file: Path) -> None:
-        place(lock_file, {"mode": "full", "retry": 500, "ends_at": "2001-01-01T00:00:00Z"})
+    def test_an_explicit_retry_wins_over_the_countdown(self, app: Flask, maintenance: Maintenance) -> None:
+        maintenance.enable(retry=45, ends_at=datetime.now(timezone.utc) + timedelta(hours=2), app=app)
+        assert app.test_client().get("/").headers["Retry-After"] == "45"
+        assert app.test_client().get("/_maintenance").get_json()["retry_after"] == 45
+
+    def test_once_ends_at_has_passed_retry_after_is_the_configured_one_and_it_says_so(
+        self, make_app: AppFactory
+    ) -> None:
+        app = make_app(MAINTENANCE_RETRY_AFTER=90)
+        place(Path(app.config["MAINTENANCE_LOCK_FILE"]), {"mode": "full", "ends_at": "2001-01-01T00:00:00Z"})
         client = app.test_client()
-        assert client.get("/").headers["Retry-After"] == "1"
+        page = client.get("/")
+        # Not 1: every client and crawler would come back every second.
+        assert page.headers["Retry-After"] == "90"
+        assert "taking longer than expected" in page.get_data(as_text=True)
         problem = assert_problem(client.get("/api/items"))
-        assert problem["retry_after"] == 1
+        assert (problem["retry_after"], problem["overdue"]) == (90, True)
         assert problem["ends_at"] == "2001-01-01T00:00:00Z"
+        assert client.get("/_maintenance").get_json()["overdue"] is True
 
 
 class TestProblemJson:
@@ -235,7 +248,8 @@ class TestPage:
         page = self.page(app)
         scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
         assert len(scripts) == 1
-        assert '"/ops/state"' in scripts[0]
+        assert '<main role="main" data-status-url="/ops/state">' in page
+        assert 'getAttribute("data-status-url")' in scripts[0]
         assert "fetch(" in scripts[0] and "location" in scripts[0]
         # The page polls a path the extension really serves, and serves during maintenance.
         status = app.test_client().get("/ops/state")

@@ -22,7 +22,17 @@ from flask_maintenance.times import format_instant
 
 AppFactory = Callable[..., Flask]
 
-STATUS_KEYS = {"active", "mode", "message", "retry_after", "started_at", "ends_at", "scheduled", "features"}
+STATUS_KEYS = {
+    "active",
+    "mode",
+    "message",
+    "retry_after",
+    "overdue",
+    "started_at",
+    "ends_at",
+    "scheduled",
+    "features",
+}
 
 
 @pytest.fixture

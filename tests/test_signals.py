@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from blinker import Signal
 from conftest import Clock
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, request
 
 import flask_maintenance
 from flask_maintenance import Maintenance, State, maintenance_disabled, maintenance_enabled, request_blocked
@@ -253,7 +253,9 @@ def requests_of_every_kind() -> list[tuple[str, str, dict[str, str]]]:
 
 
 class TestFastPathDefers:
-    """The fast path answers before Flask, where there is no request to send from."""
+    """The fast path answers before Flask, where there is no request to send from: while the
+    signal has receivers it sends refusals from a request context of its own (still never
+    Flask's request cycle), so that they can look at ``request``."""
 
     def counted(self, app: Flask) -> list[str]:
         """Count the requests that get past the fast path into Flask."""
@@ -315,10 +317,21 @@ class TestFastPathDefers:
         self.answers(fast)
         assert len(into_flask) - before == len(unheard) - refused
 
-    def test_a_receiver_for_another_app_still_makes_it_defer(self, make_app: AppFactory) -> None:
+    def test_a_receiver_sees_the_request_and_only_for_its_own_app(self, make_app: AppFactory) -> None:
         app = make_app()
         ext(app).enable(app=app)
         into_flask = self.counted(app)
+        seen: list[str] = []
+
+        def record(sender: Flask, **extra: Any) -> None:
+            seen.append(request.path)
+
         with receiving(request_blocked, sender=object()):
-            assert app.test_client().get("/").status_code == 503
-        assert len(into_flask) == 1
+            assert app.test_client().get("/form").status_code == 503
+        request_blocked.connect(record, app)
+        try:
+            assert app.test_client().get("/form").status_code == 503
+        finally:
+            request_blocked.disconnect(record, app)
+        assert seen == ["/form"]
+        assert into_flask == []  # refused without the app's request cycle, receivers or not

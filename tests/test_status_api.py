@@ -18,7 +18,17 @@ from flask_maintenance.times import format_instant
 
 AppFactory = Callable[..., Flask]
 
-KEYS = {"active", "mode", "message", "retry_after", "started_at", "ends_at", "scheduled", "features"}
+KEYS = {
+    "active",
+    "mode",
+    "message",
+    "retry_after",
+    "overdue",
+    "started_at",
+    "ends_at",
+    "scheduled",
+    "features",
+}
 SCHEDULED_KEYS = {"starts_at", "ends_at", "mode", "message", "auto_off"}
 
 fast_path = pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "hook-only"])
@@ -46,6 +56,7 @@ class TestDocument:
             "mode": None,
             "message": None,
             "retry_after": None,
+            "overdue": False,
             "started_at": None,
             "ends_at": None,
             "scheduled": None,
@@ -60,6 +71,7 @@ class TestDocument:
             "mode": "full",
             "message": "Upgrading the database",
             "retry_after": 30,
+            "overdue": False,
             "started_at": format_instant(state.started_at),  # type: ignore[arg-type]
             "ends_at": None,
             "scheduled": None,
