@@ -96,7 +96,10 @@ def _end(
 
 @maintenance_group.command("on")
 @click.option(
-    "--mode", type=MODE, default="full", metavar="|".join(rules.MODES), help="What to refuse (default full)."
+    "--mode",
+    type=MODE,
+    metavar="|".join(rules.MODES),
+    help="What to refuse (default full; while on: unchanged).",
 )
 @click.option(
     "--retry",
@@ -114,7 +117,7 @@ def _end(
     "--feature", type=FEATURE, metavar="NAME", help="Switch off just this feature (a blueprint's name, say)."
 )
 def maintenance_on(
-    mode: str,
+    mode: str | None,
     retry: int | None,
     message: str | None,
     until: datetime | None,
@@ -124,7 +127,7 @@ def maintenance_on(
 ) -> None:
     """Switch maintenance on (a new window: earlier bypass links stop working)."""
     ends_at = _end(until, duration)
-    if feature is not None and (mode != "full" or retry is not None or ends_at or secret):
+    if feature is not None and (mode is not None or retry is not None or ends_at or secret):
         raise BadInput("--feature takes only --message (the other options apply to the whole site)")
     token = new_token() if secret else None
     try:

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from . import times
 from .bypass import safe_next, token_matches
 from .gate import Gate
-from .responses import public_status
+from .responses import link_refused, prefers_json, public_status
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -51,17 +51,18 @@ def maintenance_bypass(token: str) -> WerkzeugResponse:
     gate = _gate()
     state = gate.cache.get()
     if not token_matches(token, state):
-        refused = jsonify(error="invalid or expired bypass link")
-        refused.status_code = 403
-        refused.headers["Cache-Control"] = "no-store"
-        return refused
-    response = redirect(safe_next(request.args.get("next")), code=303)
+        as_json = prefers_json(request.headers.get("Accept"))
+        answer = link_refused(as_json=as_json, home=request.script_root + "/")
+        return Response(answer.body, status=answer.status, headers=list(answer.headers))
+    # ``next`` is a path of the app; under a prefix (SCRIPT_NAME) the browser needs it too.
+    root = request.script_root
+    response = redirect(root + safe_next(request.args.get("next")), code=303)
     response.headers["Cache-Control"] = "no-store"
     response.set_cookie(
         gate.cookie.name,
         gate.cookie.value_for(state, current_app.secret_key),
         max_age=gate.settings.bypass_max_age,
-        path="/",
+        path=root or "/",  # explicitly: some Werkzeug 2.3 releases set no Path at all
         httponly=True,
         samesite="Lax",
         secure=request.is_secure,

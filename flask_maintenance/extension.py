@@ -93,22 +93,27 @@ class Maintenance:
 
     def enable(
         self,
-        mode: str = "full",
-        retry: int | None = None,
+        mode: str | None = None,
+        retry: int | str | None = None,
         message: str | None = None,
-        ends_at: datetime | None = None,
+        ends_at: datetime | str | None = None,
         *,
         secret: str | None = None,
         feature: str | None = None,
         app: Flask | None = None,
     ) -> State:
-        """Switch maintenance on and start a new window (earlier bypass cookies stop working).
+        """Switch maintenance on, or change what is named while it is on.
+
+        Off, this starts a new window in ``mode`` (``full`` by default). On, only the arguments
+        given change (an empty ``message`` removes the message); a new ``secret`` starts a new
+        window, so earlier bypass links and cookies stop working (that is how to revoke them).
 
         With ``feature=`` only that feature is switched off (its views, commands and guarded
         functions refuse with its own message) and the rest of the app runs.
 
         :param mode: ``"full"``, ``"readonly"`` or ``"banner"``.
-        :param retry: seconds for ``Retry-After``; the configured default when ``None``.
+        :param retry: seconds for ``Retry-After`` (also ``"90s"``, ``"5m"``); without it,
+            ``Retry-After`` counts down to ``ends_at``, else is the configured default.
         :param message: shown on the page, in the problem JSON and in the banner.
         :param ends_at: the expected end, timezone-aware and in the future.
         :param secret: a bypass token; only its hash is stored.
@@ -121,7 +126,7 @@ class Maintenance:
         """
         gate = self._gate(app)
         if feature is not None:
-            if (mode, retry, ends_at, secret) != ("full", None, None, None):
+            if (mode, retry, ends_at, secret) != (None, None, None, None):
                 raise ConfigurationError("a feature switch takes only a message")
             gate.writer.switch_feature_off(feature, message)
             logger.info("feature %s switched off", feature)
@@ -236,15 +241,8 @@ class Maintenance:
             yield before
             return
         previous = gate.backend.read()
-        # Escalating keeps the window, so that admins' bypass cookies go on working.
-        lock = gate.writer.enable(
-            mode,
-            retry,
-            message if message is not None else before.message,
-            ends_at,
-            token_hash=before.token_hash,
-            window=before.window,
-        )
+        # Raising the mode keeps the window, so that admins' bypass cookies go on working.
+        _, lock = gate.writer.enable(mode, retry, message, ends_at)
         state = self._fresh(gate)
         if before.active:
             say(f"Maintenance raised from mode {before.mode} to {mode} for the duration.")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 PROBLEM_TYPE = "urn:flask-maintenance:problem:maintenance"
 READONLY_PROBLEM_TYPE = "urn:flask-maintenance:problem:read-only"
 FEATURE_PROBLEM_TYPE = "urn:flask-maintenance:problem:feature"
+LINK_PROBLEM_TYPE = "urn:flask-maintenance:problem:bypass-link"
 FULL_TITLE = "Down for maintenance"
 READONLY_TITLE = "Read-only mode"
 FULL_DETAIL = "The service is down for maintenance. Please try again shortly."
@@ -165,6 +166,24 @@ def blocked(
         headers.append(("X-Maintenance-Banner", banner))
     headers += list((extra_headers or {}).items())
     return Answer(status=503, headers=tuple(headers), body=body, retry_after=retry_after)
+
+
+def link_refused(*, as_json: bool, home: str) -> Answer:
+    """The 403 for a bypass link that is wrong or from an earlier window: a page for browsers."""
+    title = "This link does not work"
+    detail = (
+        "The bypass link is wrong, or maintenance has started a new window since it was made "
+        "(each window has its own link). Ask for a new one."
+    )
+    if as_json:
+        problem = {"type": LINK_PROBLEM_TYPE, "title": title, "status": 403, "detail": detail}
+        body = json.dumps(problem).encode()
+        headers = [("Content-Type", "application/problem+json")]
+    else:
+        body = _NOTICE.format(title=escape(title), detail=escape(detail), home=escape(home)).encode()
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", NOTICE_CSP)]
+    headers.append(("Cache-Control", "no-store"))
+    return Answer(status=403, headers=tuple(headers), body=body, retry_after=0)
 
 
 def public_status(state: State, now: datetime) -> dict[str, Any]:
@@ -340,6 +359,35 @@ _PAGE = (
 <script>"""
     + _SCRIPT.replace("{", "{{").replace("}", "}}")
     + """</script>
+</body>
+</html>
+"""
+)
+
+#: The policy of :func:`link_refused`'s page: its inline style, nothing else.
+NOTICE_CSP = (
+    f"default-src 'none'; style-src {PAGE_CSP_SOURCES['style-src']}; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'self'"
+)
+
+_NOTICE = (
+    """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{title}</title>
+<style>"""
+    + _STYLE.replace("{", "{{").replace("}", "}}")
+    + """</style>
+</head>
+<body>
+<main role="main">
+<h1>{title}</h1>
+<p class="detail">{detail}</p>
+<p class="live"><a href="{home}">Go to the site</a></p>
+</main>
 </body>
 </html>
 """

@@ -17,10 +17,10 @@ from dataclasses import replace
 from datetime import datetime
 
 from . import rules, times
-from .backends import Backend, Raw
+from .backends import Backend, Damaged, Raw
 from .backends.base import MAX_DOCUMENT_BYTES
 from .errors import ConfigurationError, MaintenanceError
-from .model import Feature, Plan, Schedule, State
+from .model import OFF, Feature, Plan, Schedule, State
 
 
 class Writer:
@@ -36,36 +36,64 @@ class Writer:
 
     def enable(
         self,
-        mode: str = "full",
+        mode: str | None = None,
         retry: int | str | None = None,
         message: str | None = None,
         ends_at: datetime | str | None = None,
         token_hash: str | None = None,
-        window: str | None = None,
-    ) -> State:
-        """Switch on; return the lock written.
+    ) -> tuple[State | None, State]:
+        """Switch on, or change what is named while on; return the lock before and after.
 
-        :param token_hash: the hash of the bypass secret, if there is one.
-        :param window: keep this window (and so the bypass cookies issued in it); by default a
-            new window starts and earlier cookies stop working.
+        Off (or with a damaged lock), this starts a new window in ``mode`` (default ``full``).
+        On, only the arguments given change: ``None`` keeps the current value, and an empty
+        ``message`` removes it. A ``token_hash`` (a new bypass secret) starts a new window, so
+        that earlier bypass links and cookies stop working; otherwise the window is kept.
 
         :raises ConfigurationError: for a bad argument (nothing is written).
         """
         now = self._now()
-        lock = State(
-            active=True,
-            mode=rules.mode(mode),
-            retry=None if retry is None else rules.seconds(retry, "retry"),
-            message=rules.message(message),
-            started_at=now,
-            ends_at=None if ends_at is None else rules.future_instant(ends_at, "ends_at", now),
-            user=_user(),
-            host=socket.gethostname(),
-            window=window or secrets.token_hex(8),
-            token_hash=token_hash,
-        )
-        self.backend.update(lambda old_lock, plan: (lock.to_json(), plan))
-        return lock
+        mode = None if mode is None else rules.mode(mode)
+        retry = None if retry is None else rules.seconds(retry, "retry")
+        new_message = None if message is None else rules.message(message)
+        end = None if ends_at is None else rules.future_instant(ends_at, "ends_at", now)
+        before: State | None = None
+        after = OFF
+
+        def change(lock: Raw, plan: Raw) -> tuple[Raw, Raw]:
+            nonlocal before, after
+            current, problem = State.parse(lock, self.default_retry)
+            if lock is None or isinstance(lock, Damaged) or problem is not None:
+                before = None
+                after = State(
+                    active=True,
+                    mode=mode or "full",
+                    retry=retry,
+                    message=new_message,
+                    started_at=now,
+                    ends_at=end,
+                    user=_user(),
+                    host=socket.gethostname(),
+                    window=secrets.token_hex(8),
+                    token_hash=token_hash,
+                    default_retry=self.default_retry,
+                )
+            else:
+                before = current
+                after = replace(
+                    current,
+                    mode=mode or current.mode,
+                    retry=current.retry if retry is None else retry,
+                    message=current.message if message is None else new_message,
+                    ends_at=current.ends_at if end is None else end,
+                    token_hash=current.token_hash if token_hash is None else token_hash,
+                    window=current.window if token_hash is None else secrets.token_hex(8),
+                )
+                if after == current:
+                    return lock, plan  # nothing named changes anything: write nothing
+            return after.to_json(), plan
+
+        self.backend.update(change)
+        return before, after
 
     def disable(self) -> bool:
         """Switch off; a scheduled window that has started ends too. Return whether it was on."""

@@ -129,8 +129,22 @@ class Visitor:
         return self.page.inner_text("body")
 
     def wait_for(self, condition: str, timeout: float = TIMEOUT) -> None:
-        """Poll the JavaScript expression ``condition`` until it holds, across reloads."""
-        self.page.wait_for_function(condition, timeout=timeout * 1000)
+        """Poll the JavaScript expression ``condition`` until it holds, across reloads.
+
+        Not ``page.wait_for_function``: it compiles the condition inside the page, which the
+        maintenance page's Content-Security-Policy rightly forbids (no ``unsafe-eval``).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.page.evaluate(condition):
+                    return
+            except Exception as error:  # playwright's Error: the page is navigating
+                if "context was destroyed" not in str(error) and "navigat" not in str(error):
+                    raise
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{condition!r} did not hold within {timeout} s")
+            time.sleep(0.1)
 
     def cookies(self) -> dict[str, Any]:
         """The browser's cookies by name, HttpOnly ones included (Playwright's cookie dicts)."""
