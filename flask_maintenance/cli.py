@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
 import click
@@ -20,7 +22,7 @@ from .backends import FileBackend
 from .bypass import new_token
 from .errors import ConfigurationError, MaintenanceError
 from .guard import EX_TEMPFAIL, FORCE_ENV, describe, forced
-from .model import State, features_of
+from .model import Plan, State, features_of
 from .times import format_instant
 
 #: Commands that run whatever the state: this group, and Flask's own.
@@ -64,12 +66,31 @@ class Checked(click.ParamType):  # type: ignore[type-arg]  # generic only in new
             raise BadInput(str(error)) from None
 
 
+def _base_url(value: str, label: str) -> str:
+    """An http(s) URL or a path where the app is mounted, for the bypass link."""
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc and not (parts.query or parts.fragment):
+        return value
+    if (
+        not parts.scheme
+        and not parts.netloc
+        and value.startswith("/")
+        and not (parts.query or parts.fragment)
+    ):
+        return value
+    raise ConfigurationError(
+        f"{label} must be the site's address, such as https://example.com/shop, or a path such as /shop, "
+        f"not {value!r}"
+    )
+
+
 MODE = Checked(rules.mode, "mode")
 SECONDS = Checked(rules.seconds, "seconds")
 MESSAGE = Checked(rules.message, "message")
 FUTURE_INSTANT = Checked(rules.future_instant, "time")
 DURATION = Checked(rules.duration, "duration")
 FEATURE = Checked(rules.feature_name, "feature")
+BASE_URL = Checked(_base_url, "base URL")
 
 maintenance_group = AppGroup("maintenance", help="Switch maintenance mode on and off, and show it.")
 
@@ -116,6 +137,13 @@ def _end(
 @click.option(
     "--feature", type=FEATURE, metavar="NAME", help="Switch off just this feature (a blueprint's name, say)."
 )
+@click.option("--force", is_flag=True, help="With --feature: a name the app does not know (yet).")
+@click.option(
+    "--base-url",
+    type=BASE_URL,
+    metavar="URL",
+    help="Where the site is, for the bypass link (default: SERVER_NAME and APPLICATION_ROOT).",
+)
 def maintenance_on(
     mode: str | None,
     retry: int | None,
@@ -124,38 +152,96 @@ def maintenance_on(
     duration: timedelta | None,
     secret: bool,
     feature: str | None,
+    force: bool,
+    base_url: str | None,
 ) -> None:
-    """Switch maintenance on (a new window: earlier bypass links stop working)."""
+    """Switch maintenance on; while on, change only what the options name.
+
+    --secret prints a new bypass link and revokes earlier links and cookies.
+    """
     ends_at = _end(until, duration)
     if feature is not None and (mode is not None or retry is not None or ends_at or secret):
         raise BadInput("--feature takes only --message (the other options apply to the whole site)")
+    extension = _extension()
     token = new_token() if secret else None
     try:
-        state = _extension().enable(
+        if feature is not None:
+            _check_known_feature(feature, force)
+        before, plan = _stored()
+        state = extension.enable(
             mode=mode, retry=retry, message=message, ends_at=ends_at, secret=token, feature=feature
         )
     except MaintenanceError as error:
         raise _operator_error(error) from None
     if feature is not None:
-        click.echo(f"Feature {feature} is OFF (its requests get 503)")
+        was_off = feature in plan.features
+        click.echo(f"Feature {feature} {'was already OFF' if was_off else 'is OFF (its requests get 503)'}")
+    elif before.active:
+        changes = _changes(before, state)
+        click.echo(
+            f"Maintenance was already ON: {'changed ' + ', '.join(changes) if changes else 'nothing changed'}"
+        )
     _describe(state)
     if token is not None:
-        click.echo(f"  bypass link: {_bypass_url(token)}")
-        if not current_app.config.get("SERVER_NAME"):
-            click.echo("  (a path: append it to your site's address)")
-        click.echo("  (shown once; anyone with it can use the site until the next `on`)")
+        click.echo(f"  bypass link: {_bypass_url(token, base_url)}")
+        if not (base_url or current_app.config.get("SERVER_NAME")):
+            click.echo("  (a path: append it to your site's address, or give --base-url)")
+        click.echo("  (shown once; anyone with it can use the site until the next --secret or `off`)")
+
+
+def _stored() -> tuple[State, Plan]:
+    """The lock and the plan as stored now, read without a word (the change will report)."""
+    backend = _extension().backend()
+    lock, _ = State.parse(backend.read(), _extension().settings().retry_after)
+    plan, _ = Plan.parse(backend.sibling("plan").read())
+    return lock, plan
+
+
+def _changes(before: State, after: State) -> list[str]:
+    """What an ``on`` while on changed, for the operator."""
+    changes = [
+        f"{name} {shown(old)} -> {shown(new)}"
+        for name, old, new, shown in (
+            ("mode", before.mode, after.mode, str),
+            (
+                "retry",
+                before.retry,
+                after.retry,
+                lambda v: "(counting down / default)" if v is None else f"{v} s",
+            ),
+            ("message", before.message, after.message, lambda v: repr(v) if v else "(default)"),
+            ("expected end", before.ends_at, after.ends_at, lambda v: format_instant(v) if v else "(none)"),
+        )
+        if old != new
+    ]
+    if before.window != after.window:
+        changes.append("new bypass link (the earlier link and cookies no longer work)")
+    return changes
+
+
+def _check_known_feature(name: str, force: bool) -> None:
+    known = _extension().known_features()
+    if force or name in known:
+        return
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(known)) or 'none'}"
+    raise BadInput(f"this app has no feature {name!r}{hint} (--force switches it off anyway)")
 
 
 @maintenance_group.command("off")
 @click.option("--feature", type=FEATURE, metavar="NAME", help="Switch just this feature back on.")
 def maintenance_off(feature: str | None) -> None:
-    """Switch maintenance off (nothing happens if it is already off)."""
+    """Switch maintenance off (saying so if it was already off)."""
     try:
-        _extension().disable(feature=feature)
+        changed = _extension().disable(feature=feature)
     except MaintenanceError as error:
         raise _operator_error(error) from None
     if feature is not None:
-        click.echo(f"Feature {feature} is ON again")
+        click.echo(
+            f"Feature {feature} is ON again" if changed else f"Feature {feature} was not OFF; nothing changed"
+        )
+    elif not changed:
+        click.echo("Maintenance was already OFF; nothing changed")
     _describe(_extension().status())
 
 
@@ -192,9 +278,12 @@ def maintenance_schedule(
     if auto_off and ends_at is None:
         raise BadInput("--auto-off needs --for or --until")
     try:
+        replaced = _stored()[1].schedule
         state = _extension().schedule(starts, ends_at, mode=mode, message=message, auto_off=auto_off)
     except MaintenanceError as error:
         raise _operator_error(error) from None
+    if replaced is not None:
+        click.echo(f"Replaced the window planned at {format_instant(replaced.starts_at)}")
     _describe(state)
 
 
@@ -202,10 +291,13 @@ def maintenance_schedule(
 def maintenance_cancel() -> None:
     """Drop the scheduled window (the main switch is left as it is)."""
     try:
-        _extension().cancel()
+        cancelled = _extension().cancel()
     except MaintenanceError as error:
         raise _operator_error(error) from None
-    click.echo("Scheduled maintenance cancelled")
+    if cancelled is None:
+        click.echo("Nothing was scheduled; nothing changed")
+    else:
+        click.echo(f"Cancelled the window planned at {format_instant(cancelled.starts_at)}")
     _describe(_extension().status())
 
 
@@ -220,7 +312,10 @@ def maintenance_status(as_json: bool) -> None:
     except MaintenanceError as error:
         raise MaintenanceCommandError(f"cannot tell: {error}") from None
     if as_json:
-        click.echo(json.dumps({**state.to_dict(), "backend": extension.backend().describe()}, indent=2))
+        sent = {"retry_after": state.retry_after() if state.active else None, "overdue": state.overdue()}
+        click.echo(
+            json.dumps({**state.to_dict(), **sent, "backend": extension.backend().describe()}, indent=2)
+        )
     else:
         _describe(state)
 
@@ -239,8 +334,12 @@ def _describe(state: State) -> None:
         click.echo(f"  by:           {state.user or '?'}@{state.host or '?'}")
     click.echo(f"  retry after:  {state.retry_after()} s")
     if state.ends_at is not None:
-        left = max(timedelta(0), state.ends_at - times.utcnow().replace(microsecond=0))
-        click.echo(f"  expected end: {format_instant(state.ends_at)} (in {left})")
+        now = times.utcnow().replace(microsecond=0)
+        if state.overdue(now):
+            when = f"OVERDUE by {now - state.ends_at}"
+        else:
+            when = f"in {state.ends_at - now}"
+        click.echo(f"  expected end: {format_instant(state.ends_at)} ({when})")
     click.echo(f"  message:      {state.message or '(default)'}")
     _describe_plan(state)
     click.echo(f"  backend:      {backend}")
@@ -257,12 +356,16 @@ def _describe_plan(state: State) -> None:
         click.echo(f"  feature off:  {name}{since}{': ' + feature.message if feature.message else ''}")
 
 
-def _bypass_url(token: str) -> str:
+def _bypass_url(token: str, base_url: str | None) -> str:
+    """The link, under ``--base-url``, else ``SERVER_NAME`` and ``APPLICATION_ROOT``."""
     path = f"{_extension().settings().status_path}/bypass/{token}"
+    if base_url:
+        return base_url.rstrip("/") + path
+    root = str(current_app.config.get("APPLICATION_ROOT") or "/").rstrip("/")
     server = current_app.config.get("SERVER_NAME")
     if server:
-        return f"{current_app.config.get('PREFERRED_URL_SCHEME', 'http')}://{server}{path}"
-    return path
+        return f"{current_app.config.get('PREFERRED_URL_SCHEME', 'http')}://{server}{root}{path}"
+    return root + path
 
 
 class _CommandFailed(Exception):

@@ -16,12 +16,13 @@ from flask import Blueprint, Flask, current_app
 from . import config, fastpath, metrics, rules
 from .backends import Backend, backend_from_url
 from .bypass import BypassRule, hash_token
-from .endpoints import blueprint
+from .endpoints import BLUEPRINT_NAME
+from .endpoints import blueprint as status_blueprint
 from .errors import ConfigurationError, MaintenanceError
 from .gate import Features, Gate
 from .guard import Guard
 from .hook import request_hook
-from .model import FEATURES_ATTRIBUTE, State, features_of
+from .model import FEATURES_ATTRIBUTE, Schedule, State, features_of
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
 
 logger = logging.getLogger("flask_maintenance")
@@ -77,7 +78,7 @@ class Maintenance:
         app.extensions[EXTENSION_KEY] = self
 
         app.context_processor(lambda: {"maintenance": gate.cache.get()})
-        app.register_blueprint(blueprint, url_prefix=settings.status_path)
+        app.register_blueprint(status_blueprint, url_prefix=settings.status_path)
         if not (settings.fast_path and fastpath.install(app, gate)):
             # First of all before_request hooks, so that nothing the app does (database,
             # session) runs for a refused request: Flask opened the session already, though.
@@ -138,22 +139,25 @@ class Maintenance:
         gate.writer.enable(mode, retry, message, ends_at, hash_token(secret) if secret else None)
         return self._fresh(gate)  # the cache logs the change, once
 
-    def disable(self, *, feature: str | None = None, app: Flask | None = None) -> None:
+    def disable(self, *, feature: str | None = None, app: Flask | None = None) -> bool:
         """Switch maintenance off; doing it while already off is not an error.
 
         A scheduled window that has already started ends too (one still to come stays: see
         :meth:`cancel`). Features switched off on their own stay off.
 
         :param feature: switch just this feature back on instead.
+        :return: whether anything was on (the site, or that feature); if not, nothing is written.
         :raises BackendError: when the state cannot be removed.
         """
         gate = self._gate(app)
         if feature is not None:
-            gate.writer.switch_feature_on(feature)
-            logger.info("feature %s switched back on", feature)
+            changed = gate.writer.switch_feature_on(feature)
+            if changed:
+                logger.info("feature %s switched back on", feature)
         else:
-            gate.writer.disable()
+            changed = gate.writer.disable()
         self._fresh(gate)  # the cache logs the change, once
+        return changed
 
     def schedule(
         self,
@@ -178,12 +182,17 @@ class Maintenance:
         logger.info("maintenance scheduled at %s", window.starts_at.isoformat())
         return self._fresh(gate)
 
-    def cancel(self, *, app: Flask | None = None) -> None:
-        """Drop the scheduled window (before or during it); the main switch is left alone."""
+    def cancel(self, *, app: Flask | None = None) -> Schedule | None:
+        """Drop the scheduled window (before or during it); the main switch is left alone.
+
+        :return: the window cancelled, or ``None`` when nothing was scheduled.
+        """
         gate = self._gate(app)
-        if gate.writer.cancel() is not None:
+        cancelled = gate.writer.cancel()
+        if cancelled is not None:
             logger.info("scheduled maintenance cancelled")
         self._fresh(gate)
+        return cancelled
 
     @contextmanager
     def enabled(
@@ -292,6 +301,16 @@ class Maintenance:
     def backend(self, *, app: Flask | None = None) -> Backend:
         """Where this app's state lives."""
         return self._gate(app).backend
+
+    def known_features(self, *, app: Flask | None = None) -> frozenset[str]:
+        """The feature names the app knows: its blueprints' and every name given to :meth:`feature`."""
+        gate = self._gate(app)
+        target = app if app is not None else current_app
+        names = set(gate.features.names)
+        for registered, registered_blueprint in target.blueprints.items():
+            names.update((registered, registered_blueprint.name))
+        names.discard(BLUEPRINT_NAME)  # the extension's own routes are never a feature
+        return frozenset(names)
 
     def refusals(self, *, app: Flask | None = None) -> dict[tuple[str, str], int]:
         """How many requests this process has refused, per ``(mode, kind)``.

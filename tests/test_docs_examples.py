@@ -180,7 +180,10 @@ class TestModes:
             f"Scheduled maintenance at {start:%Y-%m-%d %H:%M} UTC until {end:%Y-%m-%d %H:%M} UTC: Database upgrade"
         )
         cancelled = run_flask(tmp_path, "--app", "features", "maintenance", "cancel")
-        assert cancelled.stdout.splitlines()[:2] == ["Scheduled maintenance cancelled", "Maintenance is OFF"]
+        assert cancelled.stdout.splitlines()[:2] == [
+            f"Cancelled the window planned at {start:%Y-%m-%dT%H:%M:%SZ}",
+            "Maintenance is OFF",
+        ]
 
 
 class TestAdmins:

@@ -322,7 +322,9 @@ class TestFromTheCommandLine:
     ) -> None:
         lock_file = tmp_path / "maintenance.lock"  # the subprocess app's lock file
         shop = Shop(make_app, MAINTENANCE_LOCK_FILE=str(lock_file))
-        done = run_flask("maintenance", "on", "--feature", "payments", "--message", "Card provider down")
+        done = run_flask(
+            "maintenance", "on", "--feature", "payments", "--force", "--message", "Card provider down"
+        )
         assert done.returncode == 0, done.stderr
         assert "Feature payments is OFF" in done.stdout
         assert not lock_file.exists(), "the site as a whole stays up"

@@ -397,7 +397,11 @@ class TestCancel:
         app = make_app()
         ok(cli(app, "schedule", "--at", iso(wall.utcnow() + timedelta(minutes=10))))
         output = ok(cli(app, "cancel")).output
-        assert "Scheduled maintenance cancelled" in output
+        assert "Cancelled the window planned at" in output
+        # Twice: it says there was nothing to cancel, and writes nothing.
+        again = ok(cli(app, "cancel")).output
+        assert again.startswith("Nothing was scheduled; nothing changed")
+        assert not plan_file(app).exists()
         client = app.test_client()
         assert "X-Maintenance-Banner" not in client.get("/").headers
         assert client.get("/_maintenance").get_json()["scheduled"] is None
@@ -418,7 +422,7 @@ class TestCancel:
         self, wall: Clock, make_app: AppFactory
     ) -> None:
         app = make_app()
-        ok(cli(app, "on", "--feature", "payments"))
+        ok(cli(app, "on", "--feature", "payments", "--force"))
         ok(cli(app, "schedule", "--at", iso(wall.utcnow() + timedelta(minutes=10))))
         ok(cli(app, "on", "--mode", "readonly"))
         ok(cli(app, "cancel"))
@@ -508,7 +512,7 @@ class TestRejectedInput:
     ) -> None:
         app = make_app()
         if before == "a plan":
-            ok(cli(app, "on", "--feature", "payments"))
+            ok(cli(app, "on", "--feature", "payments", "--force"))
             ok(cli(app, "schedule", "--at", iso(wall.utcnow() + timedelta(hours=5)), "--for", "1h"))
         plan_before = plan_file(app).read_bytes() if plan_file(app).exists() else None
         status_before = app.test_client().get("/_maintenance").get_json()
@@ -543,7 +547,7 @@ class TestOtherReaders:
         assert len(warnings) == 1, warnings
         # Every writer of the plan refuses, in one line, and the plan is kept byte for byte.
         for args in (
-            ["on", "--feature", "ok"],
+            ["on", "--feature", "ok", "--force"],
             ["off", "--feature", "ok"],
             ["cancel"],
             ["off"],
