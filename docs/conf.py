@@ -24,7 +24,7 @@ extensions = [
     "maintenance_config",
 ]
 
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_extensions"]
 default_role = "code"
 # Quotes and ellipses only: "--option" in the CLI reference must not become an en dash.
 smartquotes_action = "qe"

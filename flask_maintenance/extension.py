@@ -42,7 +42,9 @@ class Maintenance:
     :param app: the app to set up now; leave out to call :meth:`init_app` later.
     """
 
-    #: Blinker signals (see :mod:`flask_maintenance.signals`), also importable from the package.
+    #: The blueprint of the status and bypass routes (to exempt it from a rate limiter, say).
+    status_blueprint = status_blueprint
+    #: Blinker signals, also importable from the package.
     maintenance_enabled = maintenance_enabled
     maintenance_disabled = maintenance_disabled
     request_blocked = request_blocked

@@ -36,6 +36,9 @@ logger = logging.getLogger("flask_maintenance")
 
 #: Methods that pass in readonly mode (compared upper-case: ``get`` is ``GET``).
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Other extensions' endpoints that are always served: monitoring must go on during maintenance
+#: (``prometheus_metrics`` is prometheus-flask-exporter's ``/metrics``).
+OPEN_ENDPOINTS = frozenset({"prometheus_metrics"})
 
 
 class Action(enum.Enum):
@@ -143,6 +146,8 @@ class Gate:
         self.features = features
         self.api_paths = PathSet(settings.api_prefixes)
         self.open_paths = PathSet((*settings.allowed_paths, settings.status_path))
+        # (number of the app's views when computed, paths of its OPEN_ENDPOINTS): swapped whole.
+        self._open_endpoints: tuple[int, frozenset[str]] = (-1, frozenset())
         #: Refusals counted per (mode, kind), each by an ``itertools.count``: its ``next`` is
         #: one C call that threads may share, cheap enough for the fast path.
         self.refusals: dict[tuple[str, str], itertools.count[int]] = {}
@@ -166,7 +171,7 @@ class Gate:
         if not state.blocking and not state.features:
             return Verdict(Action.PASS, state)
         path = request_path(environ)
-        if path in self.open_paths:
+        if path in self.open_paths or path in self._open_endpoint_paths():
             return Verdict(Action.PASS, state)
         method = environ.get("REQUEST_METHOD", "GET").upper()
         if method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
@@ -191,6 +196,22 @@ class Gate:
         ):
             return Verdict(Action.REFUSE_IN_APP, state, as_json, feature)
         return Verdict(Action.REFUSE, state, as_json, feature)
+
+    def _open_endpoint_paths(self) -> frozenset[str]:
+        """The paths of :data:`OPEN_ENDPOINTS` in the app, found again when its views change."""
+        app = self._app()
+        if app is None:
+            return frozenset()
+        count, paths = self._open_endpoints
+        if count != len(app.view_functions):
+            count = len(app.view_functions)
+            paths = frozenset(
+                rule.rule
+                for rule in app.url_map.iter_rules()
+                if rule.endpoint in OPEN_ENDPOINTS and not rule.arguments
+            )
+            self._open_endpoints = (count, paths)
+        return paths
 
     def rules_may_pass(self, environ: WSGIEnvironment) -> bool:
         """Whether one of the app's bypass rules could let this request through."""
