@@ -267,6 +267,7 @@ KEYS: tuple[Key, ...] = (
         "Extra headers on every maintenance answer, from the fast path and the app alike "
         "(``Strict-Transport-Security``, say). The answer's own ``Content-Type``, "
         "``Retry-After`` and ``Cache-Control`` cannot be replaced.",
+        shown_default="``{}``",
     ),
     Key(
         "MAINTENANCE_BYPASS_COOKIE",
