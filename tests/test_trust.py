@@ -1,7 +1,8 @@
 """The regression tests of issue 11 ("Trust at 3 a.m."): one or more per defect found under attack.
 
 Each test reproduces its defect as a user or an attacker meets it (a status code, a header, a file's
-mode, an exit status, a command that hangs) and failed on the code before the fix (commit 9b62757).
+mode, an exit status, a command that hangs) and failed on the code before the fix (commit 9b62757);
+the two marked "companion" check a promise that the fix must keep and the old code kept too.
 They use only public behaviour: ``Maintenance``, HTTP through the test client or a real server,
 the real ``flask`` and ``flask-maintenance-guard`` commands, and files on disk. A defect that made
 something hang is tested with a bound, so that it fails by timeout instead of hanging the suite.
@@ -28,6 +29,7 @@ from urllib.parse import unquote
 import pytest
 import werkzeug.http
 from cli_support import FLASK, make_project
+from click.testing import Result
 from flask import Blueprint, Flask
 from flask.sessions import SecureCookieSessionInterface
 from jinja2 import DictLoader
@@ -113,7 +115,7 @@ def extension_of(app: Flask) -> Maintenance:
     return extension
 
 
-def cli(app: Flask, *args: str) -> Any:
+def cli(app: Flask, *args: str) -> Result:
     return app.test_cli_runner().invoke(args=list(args))
 
 
@@ -611,6 +613,7 @@ def test_window_raises_banner_to_full_for_the_block_then_restores_the_banner(
 
 
 def test_window_leaves_a_change_made_during_it_as_it_was_made(app: Flask, maintenance: Maintenance) -> None:
+    # Companion: giving the state back must never undo somebody else's change.
     maintenance.enable(mode="banner", app=app)
     with maintenance.window(mode="full", app=app):
         theirs = maintenance.enable(mode="readonly", message="Theirs", app=app)
@@ -778,12 +781,17 @@ def test_a_bad_redis_url_is_a_configuration_error_without_the_password(
 BAD_URLS_FOR_THE_CLI = [" redis://:hunter2@127.0.0.1:6379/0", "redis://:hunter2@127.0.0.1:99999/0"]
 
 
+def real_status_with_backend(folder: Path, url: str) -> subprocess.CompletedProcess[str]:
+    """``flask maintenance status`` run for an app whose MAINTENANCE_BACKEND is ``url``."""
+    require_module("redis", 'pip install -e ".[test]"')
+    result = AppProject(folder, MAINTENANCE_BACKEND=url).flask("maintenance", "status")
+    assert result.returncode != 0
+    return result
+
+
 @pytest.mark.parametrize("url", BAD_URLS_FOR_THE_CLI)
 def test_the_real_cli_never_shows_the_password_of_a_bad_redis_url(tmp_path: Path, url: str) -> None:
-    require_module("redis", 'pip install -e ".[test]"')
-    project = AppProject(tmp_path / "site", MAINTENANCE_BACKEND=url)
-    result = project.flask("maintenance", "status")
-    assert result.returncode != 0
+    result = real_status_with_backend(tmp_path / "site", url)
     assert "hunter2" not in result.stdout + result.stderr
     assert "MAINTENANCE_BACKEND" in result.stderr.splitlines()[-1]
 
@@ -795,10 +803,7 @@ def test_the_real_cli_never_shows_the_password_of_a_bad_redis_url(tmp_path: Path
 )
 @pytest.mark.parametrize("url", BAD_URLS_FOR_THE_CLI)
 def test_the_real_cli_reports_a_bad_redis_url_in_one_line(tmp_path: Path, url: str) -> None:
-    require_module("redis", 'pip install -e ".[test]"')
-    project = AppProject(tmp_path / "site", MAINTENANCE_BACKEND=url)
-    result = project.flask("maintenance", "status")
-    assert result.returncode != 0
+    result = real_status_with_backend(tmp_path / "site", url)
     assert "Traceback" not in result.stderr
     assert "MAINTENANCE_BACKEND" in one_line(result.stderr)
 
@@ -1019,6 +1024,7 @@ def test_an_async_bypass_rule_is_awaited(make_app: AppFactory, verdict: bool) ->
 
 
 def test_a_sync_bypass_rule_returning_false_refuses(make_app: AppFactory) -> None:
+    # Companion: awaiting async rules must not change how sync rules count.
     extension = Maintenance()
     extension.bypass_rule(lambda: False)
     app = make_app(extension)
