@@ -137,6 +137,8 @@ def swap_temp_file_for_symlink_before_fsync(monkeypatch: pytest.MonkeyPatch, vic
     The swap happens when the temp file is synced, which is after its content is written and
     before the rename. Returns the swapped paths, so that a test knows the attack took place.
     """
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd to find the temp file's path from its descriptor")
     real_fsync = os.fsync
     swapped: list[str] = []
 
@@ -896,6 +898,7 @@ def hammer(app: Flask, threads: int, per_thread: int, allowed: Callable[[int], b
     return wrong
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fast_path", "per_thread"),
     # 48,000 and 16,000 distinct addresses (the hook is slower): the allowlist remembers 4,096
