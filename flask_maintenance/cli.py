@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +37,22 @@ class BadInput(MaintenanceCommandError):
     """Invalid options: nothing was changed; exit status 2, like Click's usage errors."""
 
     exit_code = 2
+
+
+class ConfigurationCommandError(ConfigurationError, click.ClickException):
+    """A bad ``MAINTENANCE_*`` value met while the ``flask`` command loads the app: one line that
+    names the key, and how to switch maintenance anyway, instead of the import's traceback."""
+
+    def __init__(self, error: ConfigurationError, config: Mapping[str, Any]) -> None:
+        lock_file = config.get("MAINTENANCE_LOCK_FILE")
+        fallback = ""
+        if (
+            config.get("MAINTENANCE_BACKEND") == "file"
+            and isinstance(lock_file, str)
+            and os.path.isabs(lock_file)
+        ):
+            fallback = f"; meanwhile `touch {lock_file}` switches maintenance on, and removing it off"
+        click.ClickException.__init__(self, f"{error}. The app cannot load until it is fixed{fallback}.")
 
 
 class CommandRefused(click.ClickException):

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
+import click
 from flask import Blueprint, Flask, current_app
 
 from . import config, fastpath, metrics, rules
@@ -65,14 +66,22 @@ class Maintenance:
             raise MaintenanceError("this app already has a Maintenance extension")
         for key, value in config.defaults(app).items():
             app.config.setdefault(key, value)
-        settings = config.Settings.from_config(app.config)
-        backend = backend_from_url(
-            settings.backend,
-            lock_file=settings.lock_file,
-            redis_key=settings.redis_key,
-            create_directory=os.path.dirname(os.path.abspath(settings.lock_file))
-            == os.path.abspath(app.instance_path),
-        )
+        try:
+            settings = config.Settings.from_config(app.config)
+            backend = backend_from_url(
+                settings.backend,
+                lock_file=settings.lock_file,
+                redis_key=settings.redis_key,
+                create_directory=os.path.dirname(os.path.abspath(settings.lock_file))
+                == os.path.abspath(app.instance_path),
+            )
+        except ConfigurationError as error:
+            if click.get_current_context(silent=True) is None:
+                raise
+            from .cli import ConfigurationCommandError
+
+            # Under the `flask` command: one line instead of the traceback of the app's import.
+            raise ConfigurationCommandError(error, app.config) from None
         gate = Gate(
             app, settings, backend, self._bypass_rules, self._features, on_change=_signal_changes(app)
         )

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -399,3 +400,46 @@ class TestRealProcess:
             assert_operator_error(done.returncode, done.stderr, done.stdout)
         assert (tmp_path / "maintenance.lock").is_dir()
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".maintenance")]
+
+
+BAD_CONFIG = [
+    pytest.param("MAINTENANCE_RETRY_AFTER", "'soon'", id="retry"),
+    pytest.param("MAINTENANCE_ALLOWED_IPS", "['not an address']", id="allowed IPs"),
+    pytest.param("MAINTENANCE_CHECK_INTERVAL", "-1", id="interval"),
+    pytest.param("MAINTENANCE_LOCK_FILE", "'relative/maintenance.lock'", id="relative lock file"),
+    pytest.param("MAINTENANCE_BACKEND", "'redis+sentinel://:hunter2@127.0.0.1:26379'", id="backend"),
+]
+
+
+class TestBadConfigUnderTheCommand:
+    """A bad MAINTENANCE_* value stops the app from loading: every `flask` command says which,
+    in one line, and how to switch maintenance meanwhile (not the import's traceback)."""
+
+    @pytest.mark.parametrize(("key", "value"), BAD_CONFIG)
+    def test_one_line_that_names_the_key(self, tmp_path: Path, key: str, value: str) -> None:
+        lock_file = tmp_path / "maintenance.lock"
+        (tmp_path / "broken_app.py").write_text(
+            "from flask import Flask\n"
+            "from flask_maintenance import Maintenance\n"
+            "app = Flask(__name__)\n"
+            f"app.config['MAINTENANCE_LOCK_FILE'] = {str(lock_file)!r}\n"
+            f"app.config[{key!r}] = {value}\n"
+            "Maintenance(app)\n"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "FLASK_APP"}
+        for command in (["maintenance", "status"], ["maintenance", "on"], ["routes"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "flask", "--app", "broken_app", *command],
+                cwd=tmp_path,
+                env={**env, "PYTHONPATH": str(tmp_path)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 1, done.stderr
+            assert_operator_error(done.returncode, done.stderr, done.stdout)
+            assert done.stderr.startswith(f"Error: {key}"), done.stderr
+            assert "hunter2" not in done.stderr
+            if key not in ("MAINTENANCE_LOCK_FILE", "MAINTENANCE_BACKEND"):  # else no usable lock file
+                assert f"`touch {lock_file}` switches maintenance on" in done.stderr
+        assert not lock_file.exists()  # nothing was switched

@@ -315,7 +315,7 @@ def test_a_plan_larger_than_64_kib_fails_closed(app: Flask) -> None:
 def test_a_plan_larger_than_64_kib_is_never_rewritten(run_flask: Callable[..., Any], tmp_path: Path) -> None:
     plan = tmp_path / "maintenance.lock.plan"
     plan.write_bytes(oversized_plan())
-    result = run_flask("maintenance", "on", "--feature", "search")
+    result = run_flask("maintenance", "on", "--feature", "search", "--force")
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "maintenance plan" in one_line(result.stderr)
     assert plan.read_bytes() == oversized_plan()
@@ -326,7 +326,9 @@ def test_a_write_that_would_make_the_plan_larger_than_64_kib_is_refused_in_one_l
     refused = None
     for number in range(60):  # 60 such features would make about 120 KiB
         before = plan_path(app).read_bytes() if plan_path(app).exists() else None
-        result = cli(app, "maintenance", "on", "--feature", f"feature-{number:02d}", "--message", message)
+        result = cli(
+            app, "maintenance", "on", "--feature", f"feature-{number:02d}", "--force", "--message", message
+        )
         if result.exit_code != 0:
             refused = number
             break
@@ -798,11 +800,6 @@ def test_the_real_cli_never_shows_the_password_of_a_bad_redis_url(tmp_path: Path
     assert "MAINTENANCE_BACKEND" in result.stderr.splitlines()[-1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the lead's fix still lets Flask print the traceback of the app's import "
-    "(ConfigurationError raised by Maintenance(app) while `flask` loads the app)",
-)
 @pytest.mark.parametrize("url", BAD_URLS_FOR_THE_CLI)
 def test_the_real_cli_reports_a_bad_redis_url_in_one_line(tmp_path: Path, url: str) -> None:
     result = real_status_with_backend(tmp_path / "site", url)
