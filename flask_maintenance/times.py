@@ -78,7 +78,9 @@ def parse_instant(text: str) -> datetime:
             tzinfo=timezone(offset),
         )
     except ValueError:
-        raise ConfigurationError(f"invalid time {text!r}: use ISO 8601 such as 2026-11-21T22:00:00Z") from None
+        raise ConfigurationError(
+            f"invalid time {text!r}: use ISO 8601 such as 2026-11-21T22:00:00Z"
+        ) from None
     try:
         return parsed.astimezone(timezone.utc)
     except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
