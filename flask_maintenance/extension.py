@@ -332,11 +332,17 @@ class Maintenance:
         return self._gate(app).refusal_counts()
 
     @contextmanager
-    def isolated(self, backend: Backend, *, app: Flask | None = None) -> Iterator[None]:
-        """Keep the state in ``backend`` for a block (tests), then go back to the configured one."""
+    def isolated(
+        self, backend: Backend, *, check_interval: float | None = None, app: Flask | None = None
+    ) -> Iterator[None]:
+        """Keep the state in ``backend`` for a block (tests), then go back to the configured one.
+
+        :param check_interval: read it this often instead (``0``: on every request, so that a
+            server in another process sees each switch at once).
+        """
         gate = self._gate(app)
         configured = gate.backend
-        gate.use_backend(backend)
+        gate.use_backend(backend, check_interval)
         try:
             yield
         finally:

@@ -283,11 +283,13 @@ class Gate:
         """Where the state lives (the cache reads it; the writer writes it)."""
         return self.cache.backend
 
-    def use_backend(self, backend: Backend) -> None:
-        """Read and write the state in ``backend`` from now on."""
-        self.cache = StateCache(
-            backend, self.settings.retry_after, self.settings.check_interval, on_change=self._on_change
-        )
+    def use_backend(self, backend: Backend, check_interval: float | None = None) -> None:
+        """Read and write the state in ``backend`` from now on.
+
+        :param check_interval: instead of ``MAINTENANCE_CHECK_INTERVAL``.
+        """
+        interval = self.settings.check_interval if check_interval is None else check_interval
+        self.cache = StateCache(backend, self.settings.retry_after, interval, on_change=self._on_change)
         self.writer = Writer(backend, self.settings.retry_after)
 
     def warn_once(self, message: str) -> None:
