@@ -348,6 +348,16 @@ class Maintenance:
         finally:
             gate.use_backend(configured)
 
+    def guard_socketio(self, socketio: Any, *, read_events: Collection[str] = ()) -> None:
+        """Refuse Flask-SocketIO connections and events during maintenance, as requests are.
+
+        Full maintenance refuses new connections and every event; readonly refuses the events
+        not named in ``read_events``. See :mod:`flask_maintenance.realtime`.
+        """
+        from .realtime import guard_socketio
+
+        guard_socketio(socketio, read_events=read_events)
+
     # -- app rules ---------------------------------------------------------------------------
 
     def bypass_rule(self, rule: F | None = None, *, cookie: str | None = None) -> Any:
