@@ -352,7 +352,7 @@ class Maintenance:
         """Refuse Flask-SocketIO connections and events during maintenance, as requests are.
 
         Full maintenance refuses new connections and every event; readonly refuses the events
-        not named in ``read_events``. See :mod:`flask_maintenance.realtime`.
+        not named in ``read_events`` (see "Using it with other extensions" in the docs).
         """
         from .realtime import guard_socketio
 
