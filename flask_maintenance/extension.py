@@ -459,9 +459,10 @@ def _signal_changes(app: Flask) -> Callable[[State, State], None]:
         sender = app_ref()
         if sender is None:
             return
-        if current.active:
-            maintenance_enabled.send(sender, state=current)
-        else:
-            maintenance_disabled.send(sender, state=current)
+        signal = maintenance_enabled if current.active else maintenance_disabled
+        try:
+            signal.send(sender, state=current)
+        except Exception:  # the request that noticed the change must not fail because of it
+            logger.warning("a %s receiver failed", signal.name, exc_info=True)
 
     return send

@@ -116,7 +116,10 @@ def refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Featur
     reason = state.mode if feature is None else f"feature:{feature.name}"
     reason = "maintenance" if reason == "full" else reason
     logger.debug("refused %s %s (%s)", request.method, request.path, reason)
-    request_blocked.send(app, state=state, reason=reason)
+    try:
+        request_blocked.send(app, state=state, reason=reason)
+    except Exception:  # a broken receiver must not turn the 503 into a 500
+        gate.warn_once("a request_blocked receiver failed; the refusal is sent all the same")
     answer = gate.answer(state, as_json, feature, script_root(request.environ))
     answer.count()
     response = Response(answer.body, status=answer.status, headers=list(answer.headers))
