@@ -149,6 +149,12 @@ class TestModes:
         assert client.get("/shop/").status_code == 503
         assert client.post("/checkout").data == b"Paid"
 
+        maintenance.enable(feature="reports", app=app)
+        refused = client.get("/reports/sales", headers={"Accept": "application/json"})
+        assert refused.status_code == 503
+        assert refused.json is not None and refused.json["feature"] == "reports"
+        assert sorted(maintenance.known_features(app=app)) == ["billing", "payments", "reports", "shop"]
+
     def test_a_planned_window_is_shown_and_announced_in_the_banner_header(
         self, load_example: LoadExample, tmp_path: Path
     ) -> None:
