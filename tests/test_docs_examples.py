@@ -366,6 +366,32 @@ def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
     assert "2 passed" in result.stdout
 
 
+def test_the_live_server_example_passes_under_pytest(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLES / "testing_live", project)
+    shutil.copy(EXAMPLES / "testing" / "orders.py", project)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(project),
+            "--live-server-host",
+            "127.0.0.1",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+
+
 def test_the_guarantees_name_tests_that_exist() -> None:
     page = (DOCS / "guarantees.rst").read_text(encoding="utf-8")
     references = re.findall(r"``(tests/[\w/]+\.py)((?:::\w+)*)``", page)
