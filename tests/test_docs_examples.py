@@ -352,16 +352,21 @@ class TestApi:
         assert where == "redis redis://127.0.0.1:6379/0 key shop:maintenance"
 
 
-def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
-    project = tmp_path / "project"
-    shutil.copytree(EXAMPLES / "testing", project)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(project)],
+def run_pytest_in(project: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """A reader's own test suite, copied into ``project``, run by a real pytest."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(project), *options],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
     )
+
+
+def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLES / "testing", project)
+    result = run_pytest_in(project)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
 
@@ -370,24 +375,8 @@ def test_the_live_server_example_passes_under_pytest(tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(EXAMPLES / "testing_live", project)
     shutil.copy(EXAMPLES / "testing" / "orders.py", project)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(project),
-            "--live-server-host",
-            "127.0.0.1",
-        ],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
+    # pytest-flask's server listens on localhost by default; tests bind the loopback address only.
+    result = run_pytest_in(project, "--live-server-host", "127.0.0.1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
 
