@@ -215,10 +215,13 @@ class Maintenance:
         *,
         app: Flask | None = None,
     ) -> Iterator[State]:
-        """Maintenance on for a block, then exactly the state there was before (for tests)::
+        """Maintenance on for a block, then exactly the main switch there was before (for tests)::
 
-        with m.enabled(mode="readonly", app=app):
-            assert client.post("/orders").status_code == 503
+            with m.enabled(mode="readonly", app=app) as state:
+                assert client.post("/orders").status_code == 503
+
+        The arguments are those of :meth:`enable`. Unlike :meth:`window`, the switch is put back
+        whatever happens in the block, an exception or a change made meanwhile included.
         """
         gate = self._gate(app)
         previous = gate.backend.read()
