@@ -102,7 +102,7 @@ def _base_url(value: str, label: str) -> str:
 
 MODE = Checked(rules.mode, "mode")
 SECONDS = Checked(rules.seconds, "seconds")
-MESSAGE = Checked(rules.message, "message")
+MESSAGE = Checked(lambda value, label: rules.message(value, label) or "", "message")
 FUTURE_INSTANT = Checked(rules.future_instant, "time")
 DURATION = Checked(rules.duration, "duration")
 FEATURE = Checked(rules.feature_name, "feature")

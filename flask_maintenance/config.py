@@ -256,7 +256,8 @@ KEYS: tuple[Key, ...] = (
         _optional_text,
         "a template name, or ``None``",
         "A Jinja template that replaces the built-in page. It gets ``maintenance`` (the state), "
-        "``feature``, ``retry_after`` and ``readonly``; if it fails, the built-in page is sent.",
+        "``feature``, ``retry_after`` and ``readonly``, and none of the app's context processors "
+        "(they may need the database); if it fails, the built-in page is sent.",
     ),
     Key(
         "MAINTENANCE_RESPONSE_HEADERS",

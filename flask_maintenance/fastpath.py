@@ -147,7 +147,11 @@ def _pushed(app: Flask, gate: Gate, environ: WSGIEnvironment, *, with_session: b
             ctx = None
     if ctx is None:
         ctx = RequestContext(app, environ, session=app.session_interface.make_null_session(app))
-        ctx.push()
+        try:
+            ctx.push()  # matches the URL: an app's converter may fail
+        except BaseException:
+            _pop_quietly(ctx, gate)  # a half-pushed context must not outlive the request
+            raise
     try:
         yield
     finally:

@@ -277,7 +277,8 @@ class Gate:
                 extra_headers=self.settings.response_headers,
             )
             kind = "json" if as_json else "page"
-            answer = replace(answer, count=self._counter(state.mode or "full", kind).__next__)
+            mode = "feature" if feature is not None else state.mode or "full"
+            answer = replace(answer, count=self._counter(mode, kind).__next__)
             if len(answers) > 64:  # a countdown to ends_at makes a new key every second
                 self._answers = (state, {})
             answers[key] = answer

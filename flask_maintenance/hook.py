@@ -13,7 +13,7 @@ import inspect
 import logging
 from collections.abc import Callable
 
-from flask import Flask, Response, after_this_request, render_template, request
+from flask import Flask, Response, after_this_request, request
 from werkzeug.datastructures import Headers
 
 from .gate import Action, Gate, Verdict, script_root
@@ -126,8 +126,9 @@ def refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Featur
     template = gate.settings.template
     if template and not as_json:
         try:
-            page = render_template(
-                template,
+            # Not render_template: the app's context processors (Flask-Login's current_user,
+            # for one) may load the user from the database, or write the session.
+            page = app.jinja_env.get_template(template).render(
                 maintenance=state,
                 feature=feature,
                 retry_after=answer.retry_after,  # exactly what the header says

@@ -336,12 +336,6 @@ class TestFlaskLogin:
         admin.set_cookie("remember_token", remembered.get_cookie("remember_token").value)
         assert (admin.get("/").status_code == 200) is admin_passes
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the fast path renders MAINTENANCE_TEMPLATE with Flask's read-only NullSession; "
-        "Flask-Login's context processor loads a remember-me user by writing session['_user_id'], "
-        "the RuntimeError makes the extension fall back to the built-in page",
-    )
     def test_a_visitor_with_a_remember_me_cookie_gets_the_custom_page(
         self, signin: ModuleType, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:

@@ -1,8 +1,7 @@
 from flask import Flask
 from flask_talisman import Talisman
 
-from flask_maintenance import Maintenance
-from flask_maintenance.responses import PAGE_CSP_SOURCES
+from flask_maintenance import PAGE_CSP_SOURCES, Maintenance
 
 # Talisman's default policy, plus the hashes of the maintenance page's inline style and script:
 # Talisman's header replaces the page's own on the refusals that go through the app's
