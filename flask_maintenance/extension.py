@@ -423,7 +423,9 @@ class Maintenance:
 
         def read_state() -> tuple[State, Collection[str]]:
             gate = self._gate(app if app is not None else self._only_app())
-            return gate.cache.get(), gate.settings.cli_block_modes
+            # Fresh, so that a backend that cannot be read stops the work instead of passing
+            # for "off" (guarded work is seldom enough for a read per call).
+            return gate.cache.read_now(), gate.settings.cli_block_modes
 
         guard = Guard(read_state, raise_=raise_)
         return guard if func is None else guard(func)
