@@ -149,8 +149,8 @@ class PrefixedWSGI:
         return self.app(environ, start_response)
 
 
-def own_middleware_app(tmp_path: Path) -> tuple[WSGIApplication, Flask]:
-    """A shop whose own middleware rewrites ``PATH_INFO``, installed before ``Maintenance(app)``."""
+def own_middleware_app(tmp_path: Path, *, before: bool) -> tuple[WSGIApplication, Flask]:
+    """A shop whose own middleware rewrites ``PATH_INFO``, installed before or after ``Maintenance(app)``."""
     app = Flask("own_prefix", instance_path=str(tmp_path / "instance"))
     app.config.update(SECRET_KEY="own-prefix", MAINTENANCE_ALLOWED_PATHS=["/health/live"])
 
@@ -162,12 +162,15 @@ def own_middleware_app(tmp_path: Path) -> tuple[WSGIApplication, Flask]:
     def live() -> str:
         return "alive"
 
-    app.wsgi_app = PrefixedWSGI(app.wsgi_app, PREFIX)  # type: ignore[method-assign]
+    if before:
+        app.wsgi_app = PrefixedWSGI(app.wsgi_app, PREFIX)  # type: ignore[method-assign]
     Maintenance(app)
+    if not before:
+        app.wsgi_app = PrefixedWSGI(app.wsgi_app, PREFIX)  # type: ignore[method-assign]
     return app.wsgi_app, app
 
 
-PREFIXED_SETUPS = ("dispatcher", "proxyfix", "own-middleware")
+PREFIXED_SETUPS = ("dispatcher", "proxyfix", "own-middleware-first", "own-middleware-last")
 
 
 @pytest.fixture(params=PREFIXED_SETUPS)
@@ -181,7 +184,7 @@ def prefixed(
     if request.param == "proxyfix":
         proxied = load_example("prefix_proxy")
         return Client(ForwardingProxy(proxied.app.wsgi_app, PREFIX)), proxied.app
-    wsgi_app, app = own_middleware_app(tmp_path)
+    wsgi_app, app = own_middleware_app(tmp_path, before=request.param == "own-middleware-first")
     return Client(wsgi_app), app
 
 
