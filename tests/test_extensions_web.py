@@ -106,11 +106,11 @@ def extension_of(app: Flask) -> Maintenance:
 # -- apps under a prefix ---------------------------------------------------------------------
 
 
-class ForwardingProxy:
-    """What nginx does with ``location /shop/ { proxy_pass http://app/; }`` and the usual headers.
+class PrefixedWSGI:
+    """An app's own middleware that serves it under a prefix by rewriting ``PATH_INFO``.
 
-    The browser asks for ``/shop/cart``; the app gets ``/cart`` with ``X-Forwarded-Prefix: /shop``
-    (and the client's address in ``X-Forwarded-For``). Anything else is the proxy's 404.
+    ``/shop/cart`` reaches the app as ``/cart`` under ``SCRIPT_NAME`` ``/shop``; anything
+    outside the prefix gets the middleware's own 404.
     """
 
     def __init__(self, app: WSGIApplication, prefix: str) -> None:
@@ -121,32 +121,30 @@ class ForwardingProxy:
         path = environ.get("PATH_INFO", "")
         if not (path == self.prefix or path.startswith(self.prefix + "/")):
             start_response("404 NOT FOUND", [("Content-Type", "text/plain")])
-            return [b"not behind this proxy"]
-        environ = {
+            return [b"outside the prefix"]
+        return self.app(self.rewrite(environ, path[len(self.prefix) :]), start_response)
+
+    def rewrite(self, environ: WSGIEnvironment, rest: str) -> WSGIEnvironment:
+        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
+        environ["PATH_INFO"] = rest
+        return environ
+
+
+class ForwardingProxy(PrefixedWSGI):
+    """What nginx does with ``location /shop/ { proxy_pass http://app/; }`` and the usual headers.
+
+    The browser asks for ``/shop/cart``; the app gets ``/cart`` with ``X-Forwarded-Prefix: /shop``
+    (and the client's address in ``X-Forwarded-For``), and no ``SCRIPT_NAME``.
+    """
+
+    def rewrite(self, environ: WSGIEnvironment, rest: str) -> WSGIEnvironment:
+        return {
             **environ,
-            "PATH_INFO": path[len(self.prefix) :] or "/",
+            "PATH_INFO": rest or "/",
             "HTTP_X_FORWARDED_PREFIX": self.prefix,
             "HTTP_X_FORWARDED_FOR": environ.get("REMOTE_ADDR", ""),
             "REMOTE_ADDR": HOST,
         }
-        return self.app(environ, start_response)
-
-
-class PrefixedWSGI:
-    """An app's own middleware that serves it under a prefix by rewriting ``PATH_INFO``."""
-
-    def __init__(self, app: WSGIApplication, prefix: str) -> None:
-        self.app = app
-        self.prefix = prefix
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if not (path == self.prefix or path.startswith(self.prefix + "/")):
-            start_response("404 NOT FOUND", [("Content-Type", "text/plain")])
-            return [b"outside the app's prefix"]
-        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
-        environ["PATH_INFO"] = path[len(self.prefix) :]
-        return self.app(environ, start_response)
 
 
 def own_middleware_app(tmp_path: Path, *, before: bool) -> tuple[WSGIApplication, Flask]:
@@ -232,6 +230,8 @@ class TestUnderAPrefix:
         admin = client.get(link.headers["Location"])
         assert (admin.status_code, admin.get_data(as_text=True)) == (200, "The shop")
         assert client.get(f"{PREFIX}/", headers=JSON).status_code == 200
+        onward = client.get(f"{PREFIX}/_maintenance/bypass/{TOKEN}?next=/health/live")
+        assert onward.headers["Location"] == f"{PREFIX}/health/live"
 
     def test_flask_maintenance_on_secret_prints_the_link_under_application_root(
         self, load_example: LoadExample, tmp_path: Path
@@ -574,51 +574,44 @@ class TestTracing:
     function, which a refused request never reaches, fast path or not; its WSGI middleware
     makes the span around the whole app, so it sees refusals too."""
 
-    def test_flask_instrumentor_traces_served_requests_only(
-        self, load_example: LoadExample, spans: InMemorySpans, caplog: pytest.LogCaptureFixture
+    @pytest.mark.parametrize(
+        ("example_name", "traced"),
+        [("tracing", [200]), ("tracing_wsgi", [200, 503, 503])],
+        ids=["flask-instrumentor-traces-served-requests-only", "wsgi-middleware-traces-refusals-too"],
+    )
+    def test_instrumented_after_maintenance(
+        self,
+        example_name: str,
+        traced: list[int],
+        load_example: LoadExample,
+        spans: InMemorySpans,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         caplog.set_level(logging.WARNING, logger="flask_maintenance")
-        example = load_example("tracing")
-        client = example.app.test_client()
-        assert client.get("/").status_code == 200
-        assert spans.statuses() == [200]
-        with example.maintenance.enabled(app=example.app):
-            assert client.get("/").status_code == 503
-            assert client.get("/", headers=JSON).status_code == 503
-        assert spans.statuses() == []
-        assert FAST_PATH_DISABLED not in caplog.text  # instrumented after Maintenance(app)
-
-    def test_the_wsgi_middleware_traces_refusals_with_their_503(
-        self, load_example: LoadExample, spans: InMemorySpans, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        caplog.set_level(logging.WARNING, logger="flask_maintenance")
-        example = load_example("tracing_wsgi")
+        example = load_example(example_name)
         client = example.app.test_client()
         assert client.get("/").status_code == 200
         with example.maintenance.enabled(app=example.app):
             assert client.get("/").status_code == 503
             assert client.get("/", headers=JSON).status_code == 503
-        assert spans.statuses() == [200, 503, 503]
-        assert FAST_PATH_DISABLED not in caplog.text
+        assert spans.statuses() == traced
+        assert FAST_PATH_DISABLED not in caplog.text  # the fast path sits inside the instrumentation
 
     def test_flask_instrumentor_before_maintenance_costs_the_fast_path(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
-        spans = InMemorySpans()
-        app = Flask("instrumented_first", instance_path=str(tmp_path / "instance"))
-        app.get("/")(lambda: "Hello!")
-        # Its wrapper is a closure: no middleware attribute leads to Flask's own wsgi_app.
-        FlaskInstrumentor().instrument_app(app, tracer_provider=spans.provider)
         caplog.set_level(logging.WARNING)
-        maintenance = Maintenance(app)
+        # Its wrapper is a closure: no middleware attribute leads to Flask's own wsgi_app.
+        app, spans = instrumented_first(
+            tmp_path, lambda app, provider: FlaskInstrumentor().instrument_app(app, tracer_provider=provider)
+        )
         assert FAST_PATH_DISABLED in caplog.text
-        client = app.test_client()
-        with maintenance.enabled(app=app):
+        with extension_of(app).enabled(app=app):
             # The request hook, first of the before_request functions, refuses before the
             # instrumentation's own starts a span.
-            assert client.get("/").status_code == 503
+            assert app.test_client().get("/").status_code == 503
         assert spans.statuses() == []
 
     @pytest.mark.xfail(
@@ -631,16 +624,27 @@ class TestTracing:
     ) -> None:
         from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 
-        spans = InMemorySpans()
-        app = Flask("middleware_first", instance_path=str(tmp_path / "instance"))
-        app.get("/")(lambda: "Hello!")
-        app.wsgi_app = OpenTelemetryMiddleware(app.wsgi_app, tracer_provider=spans.provider)  # type: ignore[method-assign]
+        def wrap(app: Flask, provider: Any) -> None:
+            app.wsgi_app = OpenTelemetryMiddleware(app.wsgi_app, tracer_provider=provider)  # type: ignore[method-assign]
+
         caplog.set_level(logging.WARNING)
-        maintenance = Maintenance(app)
-        with maintenance.enabled(app=app):
+        app, spans = instrumented_first(tmp_path, wrap)
+        with extension_of(app).enabled(app=app):
             assert app.test_client().get("/").status_code == 503
         assert spans.statuses() == [503]
         assert FAST_PATH_DISABLED not in caplog.text
+
+
+def instrumented_first(
+    tmp_path: Path, instrument: Callable[[Flask, Any], object]
+) -> tuple[Flask, InMemorySpans]:
+    """An app instrumented by ``instrument(app, tracer_provider)``, then given ``Maintenance(app)``."""
+    spans = InMemorySpans()
+    app = Flask("instrumented_first", instance_path=str(tmp_path / "instance"))
+    app.get("/")(lambda: "Hello!")
+    instrument(app, spans.provider)
+    Maintenance(app)
+    return app, spans
 
 
 # -- Flask-Limiter ---------------------------------------------------------------------------
