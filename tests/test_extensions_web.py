@@ -29,7 +29,7 @@ from browser_support import Visitor, chromium, foreign
 from conftest import Clock
 from flask import Flask, Response
 from servers import HOST, TIMEOUT
-from test_docs_examples import EXAMPLES, LoadExample, run_flask
+from test_docs_examples import EXAMPLES, LoadExample, extension_of, run_flask
 from werkzeug.serving import make_server
 from werkzeug.test import Client, TestResponse
 
@@ -96,11 +96,6 @@ def visitor(browser: Browser) -> Iterator[Visitor]:
         yield Visitor(context)
     finally:
         context.close()
-
-
-def extension_of(app: Flask) -> Maintenance:
-    extension: Maintenance = app.extensions["maintenance"]
-    return extension
 
 
 # -- apps under a prefix ---------------------------------------------------------------------
