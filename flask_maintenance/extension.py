@@ -332,15 +332,31 @@ class Maintenance:
         return self._gate(app).refusal_counts()
 
     @contextmanager
-    def isolated(self, backend: Backend, *, app: Flask | None = None) -> Iterator[None]:
-        """Keep the state in ``backend`` for a block (tests), then go back to the configured one."""
+    def isolated(
+        self, backend: Backend, *, check_interval: float | None = None, app: Flask | None = None
+    ) -> Iterator[None]:
+        """Keep the state in ``backend`` for a block (tests), then go back to the configured one.
+
+        :param check_interval: read it this often instead (``0``: on every request, so that a
+            server in another process sees each switch at once).
+        """
         gate = self._gate(app)
         configured = gate.backend
-        gate.use_backend(backend)
+        gate.use_backend(backend, check_interval)
         try:
             yield
         finally:
             gate.use_backend(configured)
+
+    def guard_socketio(self, socketio: Any, *, read_events: Collection[str] = ()) -> None:
+        """Refuse Flask-SocketIO connections and events during maintenance, as requests are.
+
+        Full maintenance refuses new connections and every event; readonly refuses the events
+        not named in ``read_events`` (see "Using it with other extensions" in the docs).
+        """
+        from .realtime import guard_socketio
+
+        guard_socketio(socketio, read_events=read_events)
 
     # -- app rules ---------------------------------------------------------------------------
 

@@ -179,7 +179,7 @@ class Gate:
         refused_by_mode = state.blocking and not (state.mode == "readonly" and method in SAFE_METHODS)
         if not refused_by_mode and not state.features:
             return Verdict(Action.PASS, state)
-        if self._bypassed(state, environ):
+        if self.bypassed(state, environ):
             return Verdict(Action.PASS, state)
         as_json = path in self.api_paths or prefers_json(environ.get("HTTP_ACCEPT"))
         feature = None
@@ -218,7 +218,8 @@ class Gate:
         cookies = environ.get("HTTP_COOKIE", "")
         return any(rule.may_pass(cookies) for rule in self.rules)
 
-    def _bypassed(self, state: State, environ: WSGIEnvironment) -> bool:
+    def bypassed(self, state: State, environ: WSGIEnvironment) -> bool:
+        """Whether an allowed address or a valid bypass cookie lets this request through."""
         if self.allowlist and self.allowlist.allows(environ.get("REMOTE_ADDR")):
             return True
         cookies = environ.get("HTTP_COOKIE")
@@ -271,6 +272,10 @@ class Gate:
                 counter = self.refusals.setdefault((mode, kind), itertools.count(1))
         return counter
 
+    def refused(self, mode: str, kind: str) -> None:
+        """Count one refusal that no prebuilt answer counted (a Socket.IO event, say)."""
+        next(self._counter(mode, kind))
+
     def refusal_counts(self) -> dict[tuple[str, str], int]:
         """How many requests this process refused, per (mode, kind of answer)."""
         # An itertools.count shows its next value in its repr: the one way to read it.
@@ -283,11 +288,13 @@ class Gate:
         """Where the state lives (the cache reads it; the writer writes it)."""
         return self.cache.backend
 
-    def use_backend(self, backend: Backend) -> None:
-        """Read and write the state in ``backend`` from now on."""
-        self.cache = StateCache(
-            backend, self.settings.retry_after, self.settings.check_interval, on_change=self._on_change
-        )
+    def use_backend(self, backend: Backend, check_interval: float | None = None) -> None:
+        """Read and write the state in ``backend`` from now on.
+
+        :param check_interval: instead of ``MAINTENANCE_CHECK_INTERVAL``.
+        """
+        interval = self.settings.check_interval if check_interval is None else check_interval
+        self.cache = StateCache(backend, self.settings.retry_after, interval, on_change=self._on_change)
         self.writer = Writer(backend, self.settings.retry_after)
 
     def warn_once(self, message: str) -> None:

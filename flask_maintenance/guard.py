@@ -70,6 +70,8 @@ class Guard:
     ) -> None:
         self._read_state = read_state
         self.raise_ = raise_
+        #: Where a guard made for a plain script reads the state (``None`` for an app's guard).
+        self.backend: Backend | None = None
 
     def blocking_state(self, features: Collection[str] = ()) -> State | None:
         """The state that stops work now, or ``None`` when work may run.
@@ -122,7 +124,9 @@ def backend_guard(backend: Backend, raise_: bool = False) -> Guard:
         plan = Plan.parse(plan_backend.read())[0]
         return resolve(lock, plan, times.utcnow(), _DEFAULT_RETRY), BLOCKING_MODES
 
-    return Guard(read_state, raise_=raise_)
+    guard = Guard(read_state, raise_=raise_)
+    guard.backend = backend
+    return guard
 
 
 def skip_during_maintenance(
@@ -159,6 +163,9 @@ def skip_during_maintenance(
         raise ConfigurationError(
             f"give lock_file=, backend= or app=, or set {LOCK_FILE_ENV} or {BACKEND_ENV}"
         )
+    if not os.path.isabs(lock_file):
+        # Cron and the app run in different folders: a relative path names another file.
+        raise ConfigurationError(f"the lock file must be an absolute path, not {os.fspath(lock_file)!r}")
     return backend_guard(FileBackend(lock_file), raise_=raise_)
 
 
@@ -187,6 +194,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing when skipping")
     return parser
+
+
+def _warn_about_a_missing_folder(guard: Guard, prog: str) -> None:
+    """Every run, on stderr: a lock file in a folder that does not exist can never switch on."""
+    backend = guard.backend
+    if isinstance(backend, FileBackend):
+        folder = os.path.dirname(backend.path)
+        if not os.path.isdir(folder):
+            print(
+                f"{prog}: warning: the lock file's folder {folder} does not exist, so maintenance can "
+                "never be on there: check --lock-file (or MAINTENANCE_LOCK_FILE)",
+                file=sys.stderr,
+            )
 
 
 def _exit_code(text: str) -> int:
@@ -224,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             guard = _app_guard(options.app)
         else:
             guard = skip_during_maintenance(lock_file=options.lock_file, backend=options.backend)
+            _warn_about_a_missing_folder(guard, parser.prog)
         state = guard.blocking_state()
     except ConfigurationError as error:
         parser.error(str(error))

@@ -11,6 +11,8 @@ lock file or Redis::
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -55,11 +57,33 @@ class MaintenanceFixture:
 
 @pytest.fixture
 def maintenance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MaintenanceFixture]:
-    """Switch maintenance on and off in a test; the state starts off and is thrown away after."""
+    """Switch maintenance on and off in a test; the state starts off and is thrown away after.
+
+    With pytest-flask's ``live_server`` in the same test, the server process reads the same
+    temporary lock file (it is restarted for the test, and again after it), on every request.
+    """
     app: Flask = request.getfixturevalue("app")
     extension = app.extensions.get(EXTENSION_KEY)
     if not isinstance(extension, Maintenance):
         pytest.fail("the `app` fixture's app has no Maintenance extension: call Maintenance(app)")
     lock_file = tmp_path / "maintenance.lock"
-    with extension.isolated(FileBackend(lock_file), app=app):
+    live_server = request.getfixturevalue("live_server") if "live_server" in request.fixturenames else None
+    with extension.isolated(FileBackend(lock_file), check_interval=0, app=app):
+        # The live server is a fork of this process: fork it again so that it has the swap.
+        _restart(live_server)
         yield MaintenanceFixture(app, extension, lock_file)
+    _restart(live_server)  # back to the configured state, for the tests that share the server
+
+
+def _restart(live_server: Any) -> None:
+    """Stop pytest-flask's live server, wait until its port is closed, and start it again."""
+    if live_server is None:
+        return
+    live_server.stop()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex((live_server.host, live_server.port)) != 0:
+                break
+        time.sleep(0.05)
+    live_server.start()

@@ -367,6 +367,23 @@ class TestGuardScript:
         assert result.stdout == ""
         assert "Traceback" not in line
 
+    @pytest.mark.parametrize("how", ["option", "environment"])
+    def test_a_relative_lock_file_is_refused(self, project: Project, how: str) -> None:
+        # cron runs in the home folder, the app elsewhere: a relative path names another file.
+        if how == "option":
+            result = project.guard("--lock-file", "instance/maintenance.lock", "--", "true")
+        else:
+            result = project.guard("--", "true", env={"MAINTENANCE_LOCK_FILE": "instance/maintenance.lock"})
+        assert_one_line_error(result, 2, "flask-maintenance-guard: error:", "absolute path")
+
+    def test_a_lock_folder_that_does_not_exist_is_a_warning_on_every_run(self, project: Project) -> None:
+        missing = project.root / "no-such-folder" / "maintenance.lock"
+        for _ in range(2):
+            result = project.guard("--lock-file", str(missing), "--", "sh", "-c", "echo ran")
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == "ran\n"
+            assert f"the lock file's folder {missing.parent} does not exist" in result.stderr
+
     def test_command_not_found(self, project: Project) -> None:
         result = project.guard("--lock-file", str(project.lock_file), "--", "no-such-command-anywhere")
         assert_one_line_error(result, 127, "cannot run no-such-command-anywhere")
