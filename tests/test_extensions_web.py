@@ -717,11 +717,6 @@ class TestAdmin:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the maintenance fixture swaps the backend in the test's process only; the live "
-    "server's process goes on reading the app's configured lock file",
-)
 def test_the_maintenance_fixture_reaches_the_live_server(pytester: pytest.Pytester) -> None:
     """The docs' example suite, run as an app's own suite: pytest-flask serves the app from
     another process, which must see what the ``maintenance`` fixture switches."""
