@@ -97,7 +97,9 @@ def _count(valgrind: str, variant: str, lock: str, requests: int, options: list[
         str(requests),
         *options,
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    # A fixed hash seed: dict and set layouts, and so the count, are the same from run to run.
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True, env=env)
     match = _COLLECTED.search(done.stderr)
     if match is None:
         raise RuntimeError(f"callgrind printed no count:\n{done.stderr[-2000:]}")

@@ -18,6 +18,7 @@ request hook then decides instead.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
 logger = logging.getLogger("flask_maintenance")
+_debug = functools.partial(logger.isEnabledFor, logging.DEBUG)
 
 # Module constants: cheaper than the enum's class attributes on the hot path.
 _PASS, _REFUSE = Action.PASS, Action.REFUSE
@@ -63,12 +65,13 @@ class FastPath:
         if action is _PASS:
             return self._serve(verdict, environ, start_response)
         if action is _REFUSE:
-            answer = gate.answer(state, verdict.as_json, verdict.feature, script_root(environ))
+            root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
+            answer = gate.answer(state, verdict.as_json, verdict.feature, root)
             answer.count()
             method = environ.get("REQUEST_METHOD", "GET").upper()
-            # The same quiet record the app's refusals write: DEBUG per request, never more.
-            logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
-            start_response(STATUS_LINE, answer.wsgi_headers())
+            if _debug():  # the same quiet record the app's refusals write, when asked for
+                logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
+            start_response(STATUS_LINE, list(answer.wsgi_headers))
             return [] if method == "HEAD" else [answer.body]
         response = self._in_app(verdict, environ)
         if response is None:

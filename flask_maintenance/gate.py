@@ -71,6 +71,10 @@ class Verdict(NamedTuple):
 
 #: The verdict while there is nothing to do (made once: it is every request's while off).
 IDLE = Verdict(Action.PASS, OFF)
+# Module constants: an enum member looked up on its class costs more than it seems, and so does
+# a NamedTuple's own __new__ (``_make`` is tuple.__new__).
+_PASS, _REFUSE = Action.PASS, Action.REFUSE
+_verdict = Verdict._make
 
 
 class PathSet:
@@ -78,14 +82,15 @@ class PathSet:
 
     def __init__(self, prefixes: Iterable[str]) -> None:
         roots = [prefix.rstrip("/") for prefix in prefixes]
-        self._exact = frozenset(root or "/" for root in roots)
-        self._under = tuple(root + "/" for root in roots)
+        #: The prefixes themselves, and what starts under them (``decide`` reads these directly).
+        self.exact = frozenset(root or "/" for root in roots)
+        self.under = tuple(root + "/" for root in roots)
 
     def __contains__(self, path: str) -> bool:
-        return path in self._exact or path.startswith(self._under)
+        return path in self.exact or path.startswith(self.under)
 
     def __bool__(self) -> bool:
-        return bool(self._exact)
+        return bool(self.exact)
 
 
 class Features:
@@ -145,15 +150,17 @@ class Gate:
         self.rules = rules
         self.features = features
         self.api_paths = PathSet(settings.api_prefixes)
-        self.open_paths = PathSet((*settings.allowed_paths, settings.status_path))
-        # (number of the app's views when computed, paths of its OPEN_ENDPOINTS): swapped whole.
-        self._open_endpoints: tuple[int, frozenset[str]] = (-1, frozenset())
+        self._configured_open_paths = (*settings.allowed_paths, settings.status_path)
+        self.open_paths = PathSet(self._configured_open_paths)
+        # The app's views, and how many there were when OPEN_ENDPOINTS were last looked for.
+        self._views = app.view_functions
+        self._views_seen = -1
         #: Refusals counted per (mode, kind), each by an ``itertools.count``: its ``next`` is
         #: one C call that threads may share, cheap enough for the fast path.
         self.refusals: dict[tuple[str, str], itertools.count[int]] = {}
         self._refusals_lock = threading.Lock()
         # (state, answers): swapped whole, so threads never see a half-updated pair.
-        self._answers: tuple[State | None, dict[tuple[bool, int, str | None, str], Answer]] = (None, {})
+        self._answers: tuple[State | None, dict[tuple[bool, int, str | None, str, bool], Answer]] = (None, {})
         self._answers_lock = threading.Lock()
 
     # -- the decision ----------------------------------------------------------------------
@@ -169,49 +176,58 @@ class Gate:
         if state.idle:
             return IDLE
         if not state.blocking and not state.features:
-            return Verdict(Action.PASS, state)
-        path = request_path(environ)
-        if path in self.open_paths or path in self._open_endpoint_paths():
-            return Verdict(Action.PASS, state)
+            return _verdict((_PASS, state, False, None))
+        # Written out rather than in helpers: every refused request comes through here.
+        raw = environ.get("PATH_INFO") or ""
+        path = "/" + (raw if raw.isascii() else _wsgi_text(raw)).lstrip("/")
+        if len(self._views) != self._views_seen:
+            self._find_open_endpoints()
+        open_paths = self.open_paths
+        if path in open_paths.exact or path.startswith(open_paths.under):
+            return _verdict((_PASS, state, False, None))
         method = environ.get("REQUEST_METHOD", "GET").upper()
         if method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
-            return Verdict(Action.PASS, state)  # a CORS preflight: the app's CORS answers it
+            return _verdict((_PASS, state, False, None))  # a CORS preflight: the app's CORS answers it
         refused_by_mode = state.blocking and not (state.mode == "readonly" and method in SAFE_METHODS)
         if not refused_by_mode and not state.features:
-            return Verdict(Action.PASS, state)
-        if self.bypassed(state, environ):
-            return Verdict(Action.PASS, state)
-        as_json = path in self.api_paths or prefers_json(environ.get("HTTP_ACCEPT"))
+            return _verdict((_PASS, state, False, None))
+        if (
+            self.settings.allowed_networks or self.cookie.name in environ.get("HTTP_COOKIE", "")
+        ) and self.bypassed(state, environ):
+            return _verdict((_PASS, state, False, None))
+        api_paths = self.api_paths
+        as_json = (
+            path in api_paths.exact
+            or path.startswith(api_paths.under)
+            or prefers_json(environ.get("HTTP_ACCEPT"))
+        )
         feature = None
         if not refused_by_mode:
             feature = self.features.by_prefix(state.features, path)
             if feature is None:
-                return Verdict(Action.ASK_FEATURES, state, as_json)
-        if self.rules_may_pass(environ):
-            return Verdict(Action.ASK_RULES, state, as_json, feature)
+                return _verdict((Action.ASK_FEATURES, state, as_json, None))
+        if self.rules and self.rules_may_pass(environ):
+            return _verdict((Action.ASK_RULES, state, as_json, feature))
         if (
             (self.settings.template and not as_json)
             or request_blocked.receivers
             or "HTTP_ORIGIN" in environ  # the app's CORS headers let the other origin read it
         ):
-            return Verdict(Action.REFUSE_IN_APP, state, as_json, feature)
-        return Verdict(Action.REFUSE, state, as_json, feature)
+            return _verdict((Action.REFUSE_IN_APP, state, as_json, feature))
+        return _verdict((_REFUSE, state, as_json, feature))
 
-    def _open_endpoint_paths(self) -> frozenset[str]:
-        """The paths of :data:`OPEN_ENDPOINTS` in the app, found again when its views change."""
+    def _find_open_endpoints(self) -> None:
+        """Add the paths of :data:`OPEN_ENDPOINTS` to the open paths (again when views change)."""
         app = self._app()
         if app is None:
-            return frozenset()
-        count, paths = self._open_endpoints
-        if count != len(app.view_functions):
-            count = len(app.view_functions)
-            paths = frozenset(
-                rule.rule
-                for rule in app.url_map.iter_rules()
-                if rule.endpoint in OPEN_ENDPOINTS and not rule.arguments
-            )
-            self._open_endpoints = (count, paths)
-        return paths
+            return
+        self._views_seen = len(self._views)
+        paths = [
+            rule.rule
+            for rule in app.url_map.iter_rules()
+            if rule.endpoint in OPEN_ENDPOINTS and not rule.arguments
+        ]
+        self.open_paths = PathSet((*self._configured_open_paths, *paths))
 
     def rules_may_pass(self, environ: WSGIEnvironment) -> bool:
         """Whether one of the app's bypass rules could let this request through."""
@@ -220,7 +236,7 @@ class Gate:
 
     def bypassed(self, state: State, environ: WSGIEnvironment) -> bool:
         """Whether an allowed address or a valid bypass cookie lets this request through."""
-        if self.allowlist and self.allowlist.allows(environ.get("REMOTE_ADDR")):
+        if self.settings.allowed_networks and self.allowlist.allows(environ.get("REMOTE_ADDR")):
             return True
         cookies = environ.get("HTTP_COOKIE")
         if not cookies or self.cookie.name not in cookies:
@@ -239,7 +255,9 @@ class Gate:
         :param script_root: where the app is mounted (``SCRIPT_NAME``), for the URLs it holds.
         """
         retry_after = state.retry_after() if feature is None else self.settings.retry_after
-        key = (as_json, retry_after, None if feature is None else feature.name, script_root)
+        # An overdue window says so: not the same page as a countdown at the same value.
+        overdue = state.ends_at is not None and feature is None and state.overdue()
+        key = (as_json, retry_after, None if feature is None else feature.name, script_root, overdue)
         answers_state, answers = self._answers
         if answers_state is not state:
             with self._answers_lock:
@@ -320,7 +338,8 @@ def request_path(environ: WSGIEnvironment) -> str:
 
 def script_root(environ: WSGIEnvironment) -> str:
     """``request.script_root``: where the app is mounted, without a trailing slash."""
-    return _wsgi_text(environ.get("SCRIPT_NAME") or "").rstrip("/")
+    raw = environ.get("SCRIPT_NAME")
+    return _wsgi_text(raw).rstrip("/") if raw else ""
 
 
 def _wsgi_text(raw: str) -> str:

@@ -127,9 +127,10 @@ class State:
         """
         if self.retry is not None:
             return max(0, self.retry)
-        now = now or times.utcnow()
-        if self.ends_at is not None and now < self.ends_at:
-            return max(1, seconds_until(self.ends_at, now))
+        if self.ends_at is not None:
+            now = now or times.utcnow()
+            if now < self.ends_at:
+                return max(1, seconds_until(self.ends_at, now))
         return self.default_retry
 
     def to_dict(self) -> dict[str, Any]:

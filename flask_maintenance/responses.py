@@ -58,8 +58,10 @@ class Answer:
     #: Counts one refusal with this answer (the gate gives each answer its counter).
     count: Callable[[], object] = field(default=int, compare=False, repr=False)
 
-    def wsgi_headers(self) -> list[tuple[str, str]]:
-        return [*self.headers, ("Content-Length", str(len(self.body)))]
+    @functools.cached_property
+    def wsgi_headers(self) -> tuple[tuple[str, str], ...]:
+        """The headers with ``Content-Length``, as the fast path sends them."""
+        return (*self.headers, ("Content-Length", str(len(self.body))))
 
 
 def prefers_json(accept: str | None) -> bool:
@@ -72,7 +74,7 @@ def prefers_json(accept: str | None) -> bool:
     """
     if not accept:
         return False
-    accept = accept[:ACCEPT_PREFIX].lower()
+    accept = (accept if len(accept) <= ACCEPT_PREFIX else accept[:ACCEPT_PREFIX]).lower()
     # Cheap first look: most browsers and crawlers never mention JSON.
     if "json" not in accept and "application/*" not in accept:
         return False
