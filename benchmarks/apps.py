@@ -8,9 +8,11 @@
     the same app with ``Maintenance(app)``. Whether maintenance is on is only the lock file's
     business: "off" is this variant with no lock file, "on (fast path)" is it with one.
 ``hook``
-    ``ext`` plus a ``@bypass_rule`` that always returns False: a rule needs the app context, so
-    the fast path must let every request through and the ``before_request`` hook refuses it
-    (the cost of a 503 without the fast path).
+    ``ext`` with ``MAINTENANCE_FAST_PATH = False``: Flask's whole request cycle runs and the
+    ``before_request`` hook refuses (the cost of a 503 without the fast path).
+``rule``
+    ``ext`` plus a ``@bypass_rule`` that always returns False: a rule needs a request context,
+    which the fast path pushes itself to run it, without Flask's request cycle.
 ``ceiling`` (not Flask; served as ``apps:ceiling``)
     a bare WSGI callable answering a prebuilt 503 of the built-in page's size: the cheapest
     answer a server can give, the upper bound for the fast path over HTTP.
@@ -39,7 +41,7 @@ from flask_maintenance import Maintenance
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-VARIANTS = ("bare", "ext", "hook", "probe")
+VARIANTS = ("bare", "ext", "hook", "rule", "probe")
 
 #: How long ``probe`` holds a request before answering (seconds).
 PROBE_DELAY = 0.005
@@ -71,8 +73,9 @@ def create_app(
     app.config["MAINTENANCE_LOCK_FILE"] = lock_file
     if check_interval is not None:
         app.config["MAINTENANCE_CHECK_INTERVAL"] = check_interval
+    app.config["MAINTENANCE_FAST_PATH"] = variant != "hook"
     maintenance = Maintenance(app)
-    if variant == "hook":
+    if variant == "rule":
 
         @maintenance.bypass_rule
         def nobody() -> bool:

@@ -22,7 +22,7 @@ VARIANTS = {
     "bare": ("bare", False, 200, "hello-world app, no extension"),
     "off": ("ext", False, 200, "Maintenance(app), no lock file"),
     "fast": ("ext", True, 503, "on, refused by the fast path"),
-    "hook": ("hook", True, 503, "on, refused by the hook (a bypass rule)"),
+    "hook": ("hook", True, 503, "on, refused by the hook (fast path off)"),
     "ceiling": ("ceiling", False, 503, "raw WSGI 503, no Flask: the upper bound"),
 }
 

@@ -13,6 +13,7 @@ from .guard import skip_during_maintenance as skip_during_maintenance
 from .model import Feature as Feature
 from .model import Schedule as Schedule
 from .model import State as State
+from .responses import PAGE_CSP_SOURCES as PAGE_CSP_SOURCES
 from .signals import maintenance_disabled as maintenance_disabled
 from .signals import maintenance_enabled as maintenance_enabled
 from .signals import request_blocked as request_blocked

@@ -126,6 +126,10 @@ class StateCache:
 
         :raises BackendError: when it cannot be read (requests never see this; see ``get``).
         """
+        with self._mutex:  # one reader at a time: a document's stamp and content go together
+            return self._read_documents()
+
+    def _read_documents(self) -> State:
         documents = (self._lock_document, self._plan_document)
         stale = [document for document in documents if document.stale()]
         if stale:
@@ -138,8 +142,9 @@ class StateCache:
         return resolve(lock, plan, times.utcnow(), self.default_retry)
 
     def _read(self) -> State:
+        """Read under the mutex the caller holds; on failure, the last known state."""
         try:
-            return self.read_now()
+            return self._read_documents()
         except BackendError as error:
             message = f"maintenance state unavailable, keeping the last known one: {error}"
             if message not in self._warned:

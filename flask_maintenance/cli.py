@@ -15,12 +15,12 @@ from weakref import WeakKeyDictionary
 
 import click
 from flask import Flask, appcontext_pushed, current_app
-from flask.cli import AppGroup, ScriptInfo
+from flask.cli import AppGroup, FlaskGroup, ScriptInfo
 
 from . import rules, times
 from .backends import FileBackend
 from .bypass import new_token
-from .errors import ConfigurationError, MaintenanceError
+from .errors import BackendError, ConfigurationError, MaintenanceError
 from .guard import EX_TEMPFAIL, FORCE_ENV, describe, forced
 from .model import Plan, State, features_of
 from .times import format_instant
@@ -82,6 +82,11 @@ class Checked(click.ParamType):  # type: ignore[type-arg]  # generic only in new
             raise BadInput(str(error)) from None
 
 
+def _root() -> str:
+    """Where the app is mounted on its site (``APPLICATION_ROOT``), without a trailing slash."""
+    return str(current_app.config.get("APPLICATION_ROOT") or "/").rstrip("/")
+
+
 def _base_url(value: str, label: str) -> str:
     """An http(s) URL or a path where the app is mounted, for the bypass link."""
     parts = urlsplit(value)
@@ -102,7 +107,7 @@ def _base_url(value: str, label: str) -> str:
 
 MODE = Checked(rules.mode, "mode")
 SECONDS = Checked(rules.seconds, "seconds")
-MESSAGE = Checked(rules.message, "message")
+MESSAGE = Checked(lambda value, label: rules.message(value, label) or "", "message")
 FUTURE_INSTANT = Checked(rules.future_instant, "time")
 DURATION = Checked(rules.duration, "duration")
 FEATURE = Checked(rules.feature_name, "feature")
@@ -328,7 +333,7 @@ def maintenance_status(as_json: bool) -> None:
     except MaintenanceError as error:
         raise MaintenanceCommandError(f"cannot tell: {error}") from None
     if as_json:
-        sent = {"retry_after": state.retry_after() if state.active else None, "overdue": state.overdue()}
+        sent = {"retry_after": state.retry_after() if state.blocking else None, "overdue": state.overdue()}
         click.echo(
             json.dumps({**state.to_dict(), **sent, "backend": extension.backend().describe()}, indent=2)
         )
@@ -377,7 +382,7 @@ def _bypass_url(token: str, base_url: str | None) -> str:
     path = f"{_extension().settings().status_path}/bypass/{token}"
     if base_url:
         return base_url.rstrip("/") + path
-    root = str(current_app.config.get("APPLICATION_ROOT") or "/").rstrip("/")
+    root = _root()
     server = current_app.config.get("SERVER_NAME")
     if server:
         return f"{current_app.config.get('PREFERRED_URL_SCHEME', 'http')}://{server}{root}{path}"
@@ -426,11 +431,11 @@ def maintenance_run(
         with _extension().window(
             mode=mode, retry=retry, message=message, off_on_failure=not keep_on_failure, report=report
         ):
-            status = _run_passing_signals(list(command))
-            if status not in (0, 126, 127):  # 126/127: it never started, so nothing to guard
+            status, started = _run_passing_signals(list(command))
+            if started:
                 report(f"Command exited with {status}.")
+            if started and status != 0:  # one that never started changed nothing to guard
                 raise _CommandFailed
-            report(f"Command exited with {status}.")
     except _CommandFailed:
         pass
     except MaintenanceError as error:
@@ -438,8 +443,9 @@ def maintenance_run(
     raise SystemExit(status)
 
 
-def _run_passing_signals(command: list[str]) -> int:
-    """Run ``command`` (never itself refused) and return its exit status, shell style.
+def _run_passing_signals(command: list[str]) -> tuple[int, bool]:
+    """Run ``command`` (never itself refused); return its exit status, shell style, and whether
+    it started at all (a command that cannot be found or executed gets 127 or 126, as in a shell).
 
     Ctrl-C reaches the command through the terminal's process group; SIGTERM sent to us is
     passed on. Either way we wait for the command so that the state is settled afterwards.
@@ -450,7 +456,7 @@ def _run_passing_signals(command: list[str]) -> int:
     except OSError as error:
         # A failure like any other, so that the caller still settles the state; shell statuses.
         click.echo(f"Error: cannot run {command[0]}: {error.strerror or error}", err=True)
-        return 127 if isinstance(error, FileNotFoundError) else 126
+        return (127 if isinstance(error, FileNotFoundError) else 126), False
 
     def pass_on(signum: int, frame: object) -> None:
         child.send_signal(signum)
@@ -461,7 +467,7 @@ def _run_passing_signals(command: list[str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 128 - returncode if returncode < 0 else returncode
+    return (128 - returncode if returncode < 0 else returncode), True
 
 
 def install_command_gate(app: Flask) -> None:
@@ -481,8 +487,10 @@ def install_command_gate(app: Flask) -> None:
 
     _gate_group(app.cli)
     # Only when the `flask` command is loading the app: a receiver would cost every web
-    # request's app context ~1.5 µs, and outside the command it has nothing to do.
-    if click.get_current_context(silent=True) is not None:
+    # request's app context ~1.5 µs, and outside the command it has nothing to do. Another
+    # Click program (a task queue's worker) that loads the app is not a `flask` command.
+    running = click.get_current_context(silent=True)
+    if running is not None and isinstance(running.find_root().command, FlaskGroup):
         # Held strongly by the signal; blinker drops it when the app is garbage collected.
         appcontext_pushed.connect(on_app_context, sender=app, weak=False)
 
@@ -499,7 +507,14 @@ def check_command(ctx: click.Context, app: Flask | None = None) -> None:
     gate = extension._gate(app)
     if _exempt(ctx, path, gate.settings.cli_exempt):
         return
-    state = gate.cache.get()
+    try:
+        state = gate.cache.read_now()
+    except BackendError as error:
+        # Unknown state: running a command that may write during a migration is the worse mistake.
+        raise CommandRefused(
+            f"the maintenance state cannot be read ({error}): `{' '.join(path)}` did not run. "
+            f"Set {FORCE_ENV}=1 to run it anyway."
+        ) from None
     for name in sorted(features_of(ctx.command) | features_of(ctx.command.callback)):
         if name in state.features:
             raise CommandRefused(
@@ -606,7 +621,7 @@ def maintenance_render_page(path: str) -> None:
     body = proxy.page_body(
         _extension().status(),
         retry_after=settings.retry_after,
-        status_path=settings.status_path,
+        status_path=_root() + settings.status_path,
         now=times.utcnow(),
     )
     target = os.path.abspath(path)
@@ -656,7 +671,7 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
             page=page,
             retry_after=settings.retry_after,
             allowed_networks=settings.allowed_networks,
-            open_paths=(*settings.allowed_paths, settings.status_path),
+            open_paths=[_root() + path for path in (*settings.allowed_paths, settings.status_path)],
             render_command=f"flask maintenance render-page {page}",
         )
     except ConfigurationError as error:

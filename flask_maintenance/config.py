@@ -143,10 +143,21 @@ def _headers(value: Any, key: str) -> Mapping[str, str]:
             raise ConfigurationError(f"{key}: {name!r} is not a header name")
         if name.lower() in _OWN_HEADERS:
             raise ConfigurationError(f"{key}: {name} is set by the maintenance answer itself")
-        if not isinstance(text, str) or any(char in text for char in "\r\n\x00"):
-            raise ConfigurationError(f"{key}: the value of {name} must be one line of text, not {text!r}")
+        if not isinstance(text, str) or any(char in text for char in "\r\n\x00") or not _latin1(text):
+            raise ConfigurationError(
+                f"{key}: the value of {name} must be one line of Latin-1 text (what HTTP headers "
+                f"carry), not {text!r}"
+            )
         headers[name] = text
     return MappingProxyType(headers)
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _modes(value: Any, key: str) -> frozenset[str]:
@@ -256,7 +267,8 @@ KEYS: tuple[Key, ...] = (
         _optional_text,
         "a template name, or ``None``",
         "A Jinja template that replaces the built-in page. It gets ``maintenance`` (the state), "
-        "``feature``, ``retry_after`` and ``readonly``; if it fails, the built-in page is sent.",
+        "``feature``, ``retry_after`` and ``readonly``, and none of the app's context processors "
+        "(they may need the database); if it fails, the built-in page is sent.",
     ),
     Key(
         "MAINTENANCE_RESPONSE_HEADERS",

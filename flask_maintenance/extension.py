@@ -215,10 +215,13 @@ class Maintenance:
         *,
         app: Flask | None = None,
     ) -> Iterator[State]:
-        """Maintenance on for a block, then exactly the state there was before (for tests)::
+        """Maintenance on for a block, then exactly the main switch there was before (for tests)::
 
-        with m.enabled(mode="readonly", app=app):
-            assert client.post("/orders").status_code == 503
+            with m.enabled(mode="readonly", app=app) as state:
+                assert client.post("/orders").status_code == 503
+
+        The arguments are those of :meth:`enable`. Unlike :meth:`window`, the switch is put back
+        whatever happens in the block, an exception or a change made meanwhile included.
         """
         gate = self._gate(app)
         previous = gate.backend.read()
@@ -420,7 +423,9 @@ class Maintenance:
 
         def read_state() -> tuple[State, Collection[str]]:
             gate = self._gate(app if app is not None else self._only_app())
-            return gate.cache.get(), gate.settings.cli_block_modes
+            # Fresh, so that a backend that cannot be read stops the work instead of passing
+            # for "off" (guarded work is seldom enough for a read per call).
+            return gate.cache.read_now(), gate.settings.cli_block_modes
 
         guard = Guard(read_state, raise_=raise_)
         return guard if func is None else guard(func)
@@ -459,9 +464,10 @@ def _signal_changes(app: Flask) -> Callable[[State, State], None]:
         sender = app_ref()
         if sender is None:
             return
-        if current.active:
-            maintenance_enabled.send(sender, state=current)
-        else:
-            maintenance_disabled.send(sender, state=current)
+        signal = maintenance_enabled if current.active else maintenance_disabled
+        try:
+            signal.send(sender, state=current)
+        except Exception:  # the request that noticed the change must not fail because of it
+            logger.warning("a %s receiver failed", signal.name, exc_info=True)
 
     return send

@@ -65,18 +65,33 @@ class FastPath:
         if action is _PASS:
             return self._serve(verdict, environ, start_response)
         if action is _REFUSE:
-            root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
-            answer = gate.answer(state, verdict.as_json, verdict.feature, root)
-            answer.count()
-            method = environ.get("REQUEST_METHOD", "GET").upper()
-            if _debug():  # the same quiet record the app's refusals write, when asked for
-                logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
-            start_response(STATUS_LINE, list(answer.wsgi_headers))
-            return [] if method == "HEAD" else [answer.body]
-        response = self._in_app(verdict, environ)
+            return self._prebuilt(verdict, environ, start_response)
+        try:
+            response = self._in_app(verdict, environ)
+        except Exception:
+            # The app's own parts (a URL converter, a receiver, a template, the session) must
+            # not turn the answer into a 500: fall back to what needs none of them.
+            gate.warn_once("finishing a maintenance decision in the app failed; used the built-in answer")
+            if action is _ASK_FEATURES:
+                return self._serve(verdict, environ, start_response)  # the mode lets it through
+            return self._prebuilt(verdict, environ, start_response)
         if response is None:
             return self._serve(verdict, environ, start_response)
         return response(environ, start_response)
+
+    def _prebuilt(
+        self, verdict: Verdict, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """The built-in refusal, sent without Flask."""
+        state = verdict.state
+        root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
+        answer = self.gate.answer(state, verdict.as_json, verdict.feature, root)
+        answer.count()
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        if _debug():  # the same quiet record the app's refusals write, when asked for
+            logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
+        start_response(STATUS_LINE, list(answer.wsgi_headers))
+        return [] if method == "HEAD" else [answer.body]
 
     def _serve(
         self, verdict: Verdict, environ: WSGIEnvironment, start_response: StartResponse
@@ -132,7 +147,11 @@ def _pushed(app: Flask, gate: Gate, environ: WSGIEnvironment, *, with_session: b
             ctx = None
     if ctx is None:
         ctx = RequestContext(app, environ, session=app.session_interface.make_null_session(app))
-        ctx.push()
+        try:
+            ctx.push()  # matches the URL: an app's converter may fail
+        except BaseException:
+            _pop_quietly(ctx, gate)  # a half-pushed context must not outlive the request
+            raise
     try:
         yield
     finally:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
-import re
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -80,10 +79,11 @@ _verdict = Verdict._make
 class PathSet:
     """Path prefixes matched on segment boundaries: ``/api`` covers ``/api/x``, not ``/apiary``."""
 
-    def __init__(self, prefixes: Iterable[str]) -> None:
+    def __init__(self, prefixes: Iterable[str], exact: Iterable[str] = ()) -> None:
+        """:param exact: paths matched alone, not as prefixes."""
         roots = [prefix.rstrip("/") for prefix in prefixes]
         #: The prefixes themselves, and what starts under them (``decide`` reads these directly).
-        self.exact = frozenset(root or "/" for root in roots)
+        self.exact = frozenset((*(root or "/" for root in roots), *exact))
         self.under = tuple(root + "/" for root in roots)
 
     def __contains__(self, path: str) -> bool:
@@ -150,8 +150,10 @@ class Gate:
         self.rules = rules
         self.features = features
         self.api_paths = PathSet(settings.api_prefixes)
-        self._configured_open_paths = (*settings.allowed_paths, settings.status_path)
-        self.open_paths = PathSet(self._configured_open_paths)
+        # The status path itself and its bypass links: not whatever else the app puts under it.
+        self._configured_open_paths = (*settings.allowed_paths, f"{settings.status_path}/bypass")
+        self._status_path = settings.status_path
+        self.open_paths = PathSet(self._configured_open_paths, exact=(settings.status_path,))
         # The app's views, and how many there were when OPEN_ENDPOINTS were last looked for.
         self._views = app.view_functions
         self._views_seen = -1
@@ -227,7 +229,7 @@ class Gate:
             for rule in app.url_map.iter_rules()
             if rule.endpoint in OPEN_ENDPOINTS and not rule.arguments
         ]
-        self.open_paths = PathSet((*self._configured_open_paths, *paths))
+        self.open_paths = PathSet((*self._configured_open_paths, *paths), exact=(self._status_path,))
 
     def rules_may_pass(self, environ: WSGIEnvironment) -> bool:
         """Whether one of the app's bypass rules could let this request through."""
@@ -277,7 +279,8 @@ class Gate:
                 extra_headers=self.settings.response_headers,
             )
             kind = "json" if as_json else "page"
-            answer = replace(answer, count=self._counter(state.mode or "full", kind).__next__)
+            mode = "feature" if feature is not None else state.mode or "full"
+            answer = replace(answer, count=self._counter(mode, kind).__next__)
             if len(answers) > 64:  # a countdown to ends_at makes a new key every second
                 self._answers = (state, {})
             answers[key] = answer
@@ -351,12 +354,13 @@ def _wsgi_text(raw: str) -> str:
         return raw  # not a valid WSGI string; compare it as it is
 
 
-_COOKIE_PAIR = re.compile(r"\s*([^=;\s]+)\s*=\s*([^;]*)")
-
-
 def cookie_value(header: str, name: str) -> str | None:
-    """The first cookie called ``name`` in a ``Cookie`` header (values we set need no unquoting)."""
-    for match in _COOKIE_PAIR.finditer(header):
-        if match.group(1) == name:
-            return match.group(2).strip()
+    """The first cookie called ``name`` in a ``Cookie`` header (values we set need no unquoting).
+
+    Split, not a regular expression: a hostile header costs one pass over it, whatever it holds.
+    """
+    for pair in header.split(";"):
+        key, separator, value = pair.partition("=")
+        if separator and key.strip() == name:
+            return value.strip()
     return None

@@ -51,6 +51,10 @@ def describe(state: State, features: Collection[str] = ()) -> str:
     return f"maintenance is on (mode {state.mode}{since})"
 
 
+#: What a guard acts on when the state cannot be read: maintenance, with the defaults.
+UNKNOWN = State(active=True)
+
+
 class Guard:
     """Keeps a function, a block or a command from running while maintenance blocks work.
 
@@ -77,6 +81,9 @@ class Guard:
         """The state that stops work now, or ``None`` when work may run.
 
         :param features: the work's feature names; it stops when any of them is switched off.
+        :raises BackendError: when the state cannot be read (the decorator and the context
+            manager then stop the work: running it while the state is unknown is the worse
+            mistake).
         """
         if forced():
             return None
@@ -93,10 +100,14 @@ class Guard:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             # Read at call time: @m.feature may sit above or below the guard.
             features = features_of(guarded) | features_of(func)
-            state = self.blocking_state(features)
+            try:
+                state = self.blocking_state(features)
+                reason = None if state is None else describe(state, features)
+            except BackendError as error:
+                state, reason = UNKNOWN, f"the maintenance state cannot be read ({error})"
             if state is None:
                 return func(*args, **kwargs)
-            logger.info("skipped %s: %s", getattr(func, "__qualname__", func), describe(state, features))
+            logger.info("skipped %s: %s", getattr(func, "__qualname__", func), reason)
             if self.raise_:
                 raise MaintenanceActive(state)
             return None
@@ -104,7 +115,10 @@ class Guard:
         return guarded  # type: ignore[return-value]
 
     def __enter__(self) -> None:
-        state = self.blocking_state()
+        try:
+            state = self.blocking_state()
+        except BackendError as error:
+            raise MaintenanceActive(UNKNOWN) from error
         if state is not None:
             raise MaintenanceActive(state)
 

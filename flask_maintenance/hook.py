@@ -13,7 +13,7 @@ import inspect
 import logging
 from collections.abc import Callable
 
-from flask import Flask, Response, after_this_request, render_template, request
+from flask import Flask, Response, after_this_request, request
 from werkzeug.datastructures import Headers
 
 from .gate import Action, Gate, Verdict, script_root
@@ -116,15 +116,19 @@ def refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Featur
     reason = state.mode if feature is None else f"feature:{feature.name}"
     reason = "maintenance" if reason == "full" else reason
     logger.debug("refused %s %s (%s)", request.method, request.path, reason)
-    request_blocked.send(app, state=state, reason=reason)
+    try:
+        request_blocked.send(app, state=state, reason=reason)
+    except Exception:  # a broken receiver must not turn the 503 into a 500
+        gate.warn_once("a request_blocked receiver failed; the refusal is sent all the same")
     answer = gate.answer(state, as_json, feature, script_root(request.environ))
     answer.count()
     response = Response(answer.body, status=answer.status, headers=list(answer.headers))
     template = gate.settings.template
     if template and not as_json:
         try:
-            page = render_template(
-                template,
+            # Not render_template: the app's context processors (Flask-Login's current_user,
+            # for one) may load the user from the database, or write the session.
+            page = app.jinja_env.get_template(template).render(
                 maintenance=state,
                 feature=feature,
                 retry_after=answer.retry_after,  # exactly what the header says

@@ -1,7 +1,8 @@
 """Refusals as Prometheus metrics, when ``prometheus_client`` is installed (the ``metrics`` extra).
 
 - ``flask_maintenance_refused_total{mode,kind}``: requests this process refused, fast path
-  included; ``kind`` is ``page`` or ``json``, the kind of answer.
+  included; ``mode`` is ``full``, ``readonly`` or ``feature`` (a feature switched off on its own),
+  ``kind`` is ``page`` or ``json`` (the kind of answer), or ``socket`` (a Socket.IO event).
 - ``flask_maintenance_active``: 1 while maintenance is on (in any mode) for an app of this process.
 
 They are read from the gates' own counters when Prometheus scrapes, so they add nothing to any

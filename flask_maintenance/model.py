@@ -137,7 +137,8 @@ class State:
         """The operator's view (``status --json``): the attributes, key for key, as JSON values.
 
         Only the bypass secret's hash and the window id are left out. The public status
-        endpoint shows less (see ``responses.public_status``).
+        endpoint shows less: no ``user`` or ``host``, and the ``Retry-After`` being sent
+        instead of ``retry``.
         """
         return {
             "active": self.active,

@@ -338,8 +338,8 @@ PAGE_CSP = (
 )
 
 # Self-contained on purpose: no stylesheet, script, font or image is fetched, so the page still
-# shows when static files or a CDN are part of what is down.
-_PAGE = (
+# shows when static files or a CDN are part of what is down. (Templates for str.format.)
+_HEAD = (
     """<!doctype html>
 <html lang="en">
 <head>
@@ -352,7 +352,12 @@ _PAGE = (
     + """</style>
 </head>
 <body>
-<main role="main" data-status-url="{status_url}"{feature_attribute}>
+"""
+)
+
+_PAGE = (
+    _HEAD
+    + """<main role="main" data-status-url="{status_url}"{feature_attribute}>
 <h1>{title}</h1>
 <p class="detail">{detail}</p>
 <p class="expected">{expected}</p>
@@ -373,19 +378,8 @@ NOTICE_CSP = (
 )
 
 _NOTICE = (
-    """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>{title}</title>
-<style>"""
-    + _STYLE.replace("{", "{{").replace("}", "}}")
-    + """</style>
-</head>
-<body>
-<main role="main">
+    _HEAD
+    + """<main role="main">
 <h1>{title}</h1>
 <p class="detail">{detail}</p>
 <p class="live"><a href="{home}">Go to the site</a></p>

@@ -20,7 +20,7 @@ from . import rules, times
 from .backends import Backend, Damaged, Raw
 from .backends.base import MAX_DOCUMENT_BYTES
 from .errors import ConfigurationError, MaintenanceError
-from .model import OFF, Feature, Plan, Schedule, State
+from .model import NO_FEATURES, OFF, Feature, Plan, Schedule, State, resolve
 
 
 class Writer:
@@ -62,7 +62,11 @@ class Writer:
         def change(lock: Raw, plan: Raw) -> tuple[Raw, Raw]:
             nonlocal before, after
             current, problem = State.parse(lock, self.default_retry)
-            if lock is None or isinstance(lock, Damaged) or problem is not None:
+            if lock is None:
+                # A planned window that has started is on too: `on` takes it over as it is.
+                current = replace(resolve(OFF, Plan.parse(plan)[0], now, self.default_retry), scheduled=None)
+                problem = None if current.active else "off"
+            if not current.active or isinstance(lock, Damaged) or problem is not None:
                 before = None
                 after = State(
                     active=True,
@@ -81,6 +85,7 @@ class Writer:
                 before = current
                 after = replace(
                     current,
+                    features=NO_FEATURES,
                     mode=mode or current.mode,
                     retry=current.retry if retry is None else retry,
                     message=current.message if message is None else new_message,

@@ -21,6 +21,19 @@ from flask_maintenance import Maintenance
 
 AppFactory = Callable[..., Flask]
 
+#: The keys of the public status document, the contract of MAINTENANCE_STATUS_PATH.
+STATUS_KEYS = {
+    "active",
+    "mode",
+    "message",
+    "retry_after",
+    "overdue",
+    "started_at",
+    "ends_at",
+    "scheduled",
+    "features",
+}
+
 # Hypothesis keeps its caches in ./.hypothesis by default; the tests never write into the repo.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "flask-maintenance-hypothesis")
 

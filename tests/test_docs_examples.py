@@ -149,6 +149,12 @@ class TestModes:
         assert client.get("/shop/").status_code == 503
         assert client.post("/checkout").data == b"Paid"
 
+        maintenance.enable(feature="reports", app=app)
+        refused = client.get("/reports/sales", headers={"Accept": "application/json"})
+        assert refused.status_code == 503
+        assert refused.json is not None and refused.json["feature"] == "reports"
+        assert sorted(maintenance.known_features(app=app)) == ["billing", "payments", "reports", "shop"]
+
     def test_a_planned_window_is_shown_and_announced_in_the_banner_header(
         self, load_example: LoadExample, tmp_path: Path
     ) -> None:
@@ -346,16 +352,31 @@ class TestApi:
         assert where == "redis redis://127.0.0.1:6379/0 key shop:maintenance"
 
 
-def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
-    project = tmp_path / "project"
-    shutil.copytree(EXAMPLES / "testing", project)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(project)],
+def run_pytest_in(project: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """A reader's own test suite, copied into ``project``, run by a real pytest."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(project), *options],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
     )
+
+
+def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLES / "testing", project)
+    result = run_pytest_in(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+
+
+def test_the_live_server_example_passes_under_pytest(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLES / "testing_live", project)
+    shutil.copy(EXAMPLES / "testing" / "orders.py", project)
+    # pytest-flask's server listens on localhost by default; tests bind the loopback address only.
+    result = run_pytest_in(project, "--live-server-host", "127.0.0.1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import itsdangerous
 import pytest
+from conftest import STATUS_KEYS
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import TestResponse
@@ -445,18 +446,6 @@ def test_with_proxy_fix_the_forwarded_address_passes_the_ip_allowlist(
 
 # -- the status document --------------------------------------------------------------------------
 
-PUBLIC_KEYS = {
-    "active",
-    "mode",
-    "message",
-    "retry_after",
-    "overdue",
-    "started_at",
-    "ends_at",
-    "scheduled",
-    "features",
-}
-
 
 def test_the_status_endpoint_reveals_no_secret_allowlist_user_host_or_path(
     make_app: AppFactory, tmp_path: Path
@@ -473,7 +462,7 @@ def test_the_status_endpoint_reveals_no_secret_allowlist_user_host_or_path(
     assert response.headers["Cache-Control"] == "no-store"
     document = response.get_json()
     text = response.get_data(as_text=True)
-    assert set(document) <= PUBLIC_KEYS, set(document) - PUBLIC_KEYS
+    assert set(document) <= STATUS_KEYS, set(document) - STATUS_KEYS
     assert document["active"] is True and document["message"] == "Closed"
 
     lock_file = app.config["MAINTENANCE_LOCK_FILE"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from conftest import Clock
+from conftest import STATUS_KEYS, Clock
 from flask import Flask, render_template_string
 
 from flask_maintenance import ConfigurationError, Maintenance
@@ -21,18 +21,6 @@ from flask_maintenance.model import OFF, Plan, Schedule, resolve
 from flask_maintenance.times import format_instant
 
 AppFactory = Callable[..., Flask]
-
-STATUS_KEYS = {
-    "active",
-    "mode",
-    "message",
-    "retry_after",
-    "overdue",
-    "started_at",
-    "ends_at",
-    "scheduled",
-    "features",
-}
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import STATUS_KEYS
 from flask import Flask
 
 from flask_maintenance import ConfigurationError, Maintenance
@@ -18,17 +19,7 @@ from flask_maintenance.times import format_instant
 
 AppFactory = Callable[..., Flask]
 
-KEYS = {
-    "active",
-    "mode",
-    "message",
-    "retry_after",
-    "overdue",
-    "started_at",
-    "ends_at",
-    "scheduled",
-    "features",
-}
+
 SCHEDULED_KEYS = {"starts_at", "ends_at", "mode", "message", "auto_off"}
 
 fast_path = pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "hook-only"])
@@ -45,7 +36,7 @@ def read_status(app: Flask, path: str = "/_maintenance", **kwargs: Any) -> dict[
     assert response.content_type == "application/json"
     assert response.headers["Cache-Control"] == "no-store"
     body: dict[str, Any] = response.get_json()
-    assert set(body) == KEYS, sorted(body)
+    assert set(body) == STATUS_KEYS, sorted(body)
     return body
 
 
@@ -143,7 +134,7 @@ class TestNothingPrivate:
         client = app.test_client()
         response = client.get("/_maintenance", environ_overrides={"REMOTE_ADDR": "198.51.100.23"})
         text = response.get_data(as_text=True)
-        assert set(response.get_json()) == KEYS
+        assert set(response.get_json()) == STATUS_KEYS
         private = [
             secret,
             hash_token(secret),

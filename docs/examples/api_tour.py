@@ -10,7 +10,7 @@ maintenance = Maintenance(app)  # or Maintenance() and later maintenance.init_ap
 with app.app_context():  # or pass app=app to each call
     state = maintenance.enable(
         mode="readonly",  # "full" (the default), "readonly" or "banner"
-        retry=120,  # Retry-After; None means MAINTENANCE_RETRY_AFTER
+        retry=120,  # Retry-After, even with ends_at; None: count down to ends_at
         message="Moving to a new database",
         ends_at=datetime.now(timezone.utc) + timedelta(minutes=20),  # aware, future
     )

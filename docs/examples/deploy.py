@@ -12,4 +12,4 @@ def upgrade():
 
 def deploy():
     with maintenance.window(mode="readonly", message="Upgrading the database", app=app):
-        upgrade()  # off after success; stays on if it raises, unless off_on_failure=True
+        upgrade()  # after success the state there was comes back; if it raises, it stays on

@@ -31,5 +31,14 @@ def invoices():
     return "Your invoices"
 
 
+# Views that share a URL prefix but no blueprint (another extension's, say) can be named by it.
+maintenance.feature("reports", prefix="/reports")
+
+
+@app.get("/reports/sales")
+def sales_report():
+    return "Sales by month"
+
+
 app.register_blueprint(shop)
 app.register_blueprint(billing)

@@ -27,7 +27,8 @@ def scheme_of(url: str) -> str:
 def describe_url(url: str) -> str:
     """Where a Redis URL points, for logs and ``status``: never its password, never an error."""
     try:
-        parts = urlsplit(url.strip())
+        # Redacted first: a password holding '/' or '?' would otherwise be read as the path.
+        parts = urlsplit(redact(url.strip()))
         scheme = parts.scheme.lower()
         if scheme == "unix":
             return f"redis unix:{parts.path}"
