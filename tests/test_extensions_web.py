@@ -29,7 +29,7 @@ from browser_support import Visitor, chromium, foreign
 from conftest import Clock
 from flask import Flask, Response
 from servers import HOST, TIMEOUT
-from test_docs_examples import EXAMPLES, LoadExample, extension_of, run_flask
+from test_docs_examples import EXAMPLES, LoadExample, extension_of, run_flask, run_pytest_in
 from werkzeug.serving import make_server
 from werkzeug.test import Client, TestResponse
 
@@ -38,8 +38,6 @@ from flask_maintenance import Maintenance
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from playwright.sync_api import Browser
-
-pytest_plugins = ["pytester"]
 
 #: The docs examples, imported from a copy in the test's folder (see test_docs_examples).
 load_example = docs_examples.load_example
@@ -715,14 +713,38 @@ class TestAdmin:
 
 # -- pytest-flask's live_server --------------------------------------------------------------
 
+# Beside the docs' live-server suite (tests/test_docs_examples.py runs it as it is): the
+# fixtures the other way round, so that the maintenance fixture is the one that starts the
+# server, and readonly mode, which refuses the live server's writes only.
+FIXTURE_FIRST = """
+import urllib.error
+import urllib.request
+
+
+def status_of(url, method):
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_readonly_reaches_a_server_started_after_the_fixture(maintenance, live_server):
+    orders = live_server.url("/orders")
+    with maintenance.enabled(mode="readonly"):
+        assert status_of(orders, "POST") == 503
+        assert status_of(orders, "GET") == 200
+    assert status_of(orders, "POST") == 201
+"""
+
 
 @pytest.mark.slow
-def test_the_maintenance_fixture_reaches_the_live_server(pytester: pytest.Pytester) -> None:
-    """The docs' example suite, run as an app's own suite: pytest-flask serves the app from
-    another process, which must see what the ``maintenance`` fixture switches."""
-    for source in (EXAMPLES / "live_server").iterdir():
-        shutil.copy(source, pytester.path)
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--live-server-host", HOST, "--live-server-port", "0", timeout=120
-    )
-    result.assert_outcomes(passed=2)
+def test_the_maintenance_fixture_reaches_the_live_server_it_starts(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLES / "testing_live", project)
+    shutil.copy(EXAMPLES / "testing" / "orders.py", project)
+    (project / "test_fixture_first.py").write_text(FIXTURE_FIRST, encoding="utf-8")
+    result = run_pytest_in(project, "--live-server-host", HOST, "test_fixture_first.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
