@@ -47,8 +47,13 @@ VARIANTS = ("bare", "ext", "hook", "rule", "probe")
 PROBE_DELAY = 0.005
 
 
-def create_app(variant: str = "bare", lock_file: str | None = None) -> Flask:
-    """One variant of the hello-world app (see the module docstring)."""
+def create_app(
+    variant: str = "bare", lock_file: str | None = None, check_interval: float | None = None
+) -> Flask:
+    """One variant of the hello-world app (see the module docstring).
+
+    :param check_interval: ``MAINTENANCE_CHECK_INTERVAL``, when not the default.
+    """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     lock_file = lock_file or os.environ.get("BENCH_LOCK_FILE")
@@ -66,6 +71,8 @@ def create_app(variant: str = "bare", lock_file: str | None = None) -> Flask:
     if not lock_file:
         raise ValueError("give lock_file= or set BENCH_LOCK_FILE")
     app.config["MAINTENANCE_LOCK_FILE"] = lock_file
+    if check_interval is not None:
+        app.config["MAINTENANCE_CHECK_INTERVAL"] = check_interval
     app.config["MAINTENANCE_FAST_PATH"] = variant != "hook"
     maintenance = Maintenance(app)
     if variant == "rule":
