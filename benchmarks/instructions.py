@@ -10,7 +10,7 @@ It also prices the refusal counter behind ``flask_maintenance_refused_total``, w
 less than 2 % of a refusal (issue 12). A variant without the counter would differ from ``fast``
 by a few hundred instructions, less than what two runs of N requests differ by anyway (memory
 layout moves a refusal's count by a few hundred); so the counter's line is priced on its own: in
-the ``fast`` app after its warm-up, N times ``answer.count()`` on the answer the fast path sends
+the ``fast`` app after its warm-up, N times ``next(answer.counter)`` on the answer the fast path sends
 (the very line it runs per refusal) minus N times an empty loop.
 
 Run as a script it is the child: ``instructions.py VARIANT LOCK N [count|idle]``.
@@ -71,7 +71,7 @@ def report(per_request: dict[str, float], requests: int) -> tuple[str, list[str]
             f" instructions/req)   target ≥ 0.98: {'ok' if off_bare >= 0.98 else 'MISSED'}",
             f"  hello / fast-path 503      {hello_fast:.1f}×   target ≥ 10×: {'ok' if hello_fast >= 10 else 'MISSED'}",
             f"  counting / fast-path 503   {counting:.2%}  ({per_request['counting']:,.0f} instructions per"
-            f" answer.count())   target < {COUNT_BUDGET:.0%}: {counting_ok}",
+            f" next(answer.counter))   target < {COUNT_BUDGET:.0%}: {counting_ok}",
         ]
     )
     summary = [
@@ -126,9 +126,9 @@ def _child(variant: str, lock: str, requests: int, loop: str | None) -> None:
         return
     before = gate.refusal_counts()
     for _ in range(requests):
-        answer.count()
+        next(answer.counter)
     if sum(gate.refusal_counts().values()) - sum(before.values()) != requests:
-        raise RuntimeError("answer.count() did not count the refusals")
+        raise RuntimeError("next(answer.counter) did not count the refusals")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ _debug = functools.partial(logger.isEnabledFor, logging.DEBUG)
 _PASS, _REFUSE = Action.PASS, Action.REFUSE
 _ASK_RULES, _ASK_FEATURES = Action.ASK_RULES, Action.ASK_FEATURES
 #: Attributes in which WSGI middleware commonly keep the app they wrap.
-_INNER_APP_ATTRIBUTES = ("app", "wsgi_app", "application", "wrapped", "_app")
+_INNER_APP_ATTRIBUTES = ("app", "wsgi_app", "application", "wsgi", "wrapped", "_app")
 _MAX_DEPTH = 32
 
 
@@ -86,7 +86,7 @@ class FastPath:
         state = verdict.state
         root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
         answer = self.gate.answer(state, verdict.as_json, verdict.feature, root)
-        answer.count()
+        next(answer.counter)
         method = environ.get("REQUEST_METHOD", "GET").upper()
         if _debug():  # the same quiet record the app's refusals write, when asked for
             logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)

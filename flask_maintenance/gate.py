@@ -280,7 +280,7 @@ class Gate:
             )
             kind = "json" if as_json else "page"
             mode = "feature" if feature is not None else state.mode or "full"
-            answer = replace(answer, count=self._counter(mode, kind).__next__)
+            answer = replace(answer, counter=self._counter(mode, kind))
             if len(answers) > 64:  # a countdown to ends_at makes a new key every second
                 self._answers = (state, {})
             answers[key] = answer

@@ -121,7 +121,7 @@ def refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Featur
     except Exception:  # a broken receiver must not turn the 503 into a 500
         gate.warn_once("a request_blocked receiver failed; the refusal is sent all the same")
     answer = gate.answer(state, as_json, feature, script_root(request.environ))
-    answer.count()
+    next(answer.counter)
     response = Response(answer.body, status=answer.status, headers=list(answer.headers))
     template = gate.settings.template
     if template and not as_json:

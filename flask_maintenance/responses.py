@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import itertools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
@@ -55,13 +56,16 @@ class Answer:
     body: bytes
     #: The ``Retry-After`` it sends, in seconds.
     retry_after: int
-    #: Counts one refusal with this answer (the gate gives each answer its counter).
-    count: Callable[[], object] = field(default=int, compare=False, repr=False)
+    #: ``next()`` of it counts one refusal with this answer (the gate gives each answer its
+    #: counter): one C call, which threads may share.
+    counter: Iterator[int] = field(default_factory=itertools.count, compare=False, repr=False)
+    #: The headers with ``Content-Length``, as the fast path sends them. Made with the rest (not
+    #: a cached property): attributes set later slow down every read of the others.
+    wsgi_headers: tuple[tuple[str, str], ...] = field(init=False, compare=False, repr=False)
 
-    @functools.cached_property
-    def wsgi_headers(self) -> tuple[tuple[str, str], ...]:
-        """The headers with ``Content-Length``, as the fast path sends them."""
-        return (*self.headers, ("Content-Length", str(len(self.body))))
+    def __post_init__(self) -> None:
+        headers = (*self.headers, ("Content-Length", str(len(self.body))))
+        object.__setattr__(self, "wsgi_headers", headers)
 
 
 def prefers_json(accept: str | None) -> bool:

@@ -607,11 +607,6 @@ class TestTracing:
             assert app.test_client().get("/").status_code == 503
         assert spans.statuses() == []
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="fastpath._INNER_APP_ATTRIBUTES lacks 'wsgi', where OpenTelemetryMiddleware keeps "
-        "the app it wraps, so installed before Maintenance(app) it disables the fast path",
-    )
     def test_the_wsgi_middleware_installed_first_keeps_the_fast_path(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
