@@ -411,6 +411,7 @@ BAD_CONFIG = [
 ]
 
 
+@pytest.mark.slow  # three real `flask` processes per value
 class TestBadConfigUnderTheCommand:
     """A bad MAINTENANCE_* value stops the app from loading: every `flask` command says which,
     in one line, and how to switch maintenance meanwhile (not the import's traceback)."""

@@ -363,6 +363,7 @@ def run_pytest_in(project: Path, *options: str) -> subprocess.CompletedProcess[s
     )
 
 
+@pytest.mark.slow  # a pytest process
 def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(EXAMPLES / "testing", project)
@@ -371,6 +372,7 @@ def test_the_testing_example_passes_under_pytest(tmp_path: Path) -> None:
     assert "2 passed" in result.stdout
 
 
+@pytest.mark.slow  # a pytest process and a live server
 def test_the_live_server_example_passes_under_pytest(tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(EXAMPLES / "testing_live", project)

@@ -16,6 +16,8 @@ from flask import Flask
 
 AppFactory = Callable[..., Flask]
 
+pytestmark = pytest.mark.slow  # a real `flask` process per command
+
 SHOP = """
 from flask import Blueprint, Flask
 from flask_maintenance import Maintenance
