@@ -116,6 +116,10 @@ BASE_URL = Checked(_base_url, "base URL")
 maintenance_group = AppGroup("maintenance", help="Switch maintenance mode on and off, and show it.")
 
 
+def _mode_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--mode", type=MODE, default="full", metavar="|".join(rules.MODES), help=help)
+
+
 def _extension() -> Any:
     return current_app.extensions["maintenance"]
 
@@ -277,13 +281,7 @@ def maintenance_off(feature: str | None) -> None:
 )
 @click.option("--for", "duration", type=DURATION, metavar="DURATION", help="Length, e.g. 30m or 2h.")
 @click.option("--until", type=FUTURE_INSTANT, metavar="ISO8601", help="End.")
-@click.option(
-    "--mode",
-    type=MODE,
-    default="full",
-    metavar="|".join(rules.MODES),
-    help="Mode from the start (default full).",
-)
+@_mode_option("Mode from the start (default full).")
 @click.option("--message", type=MESSAGE, help="Shown in the announcement banner and during the window.")
 @click.option("--auto-off", is_flag=True, help="End by itself at the end time.")
 def maintenance_schedule(
@@ -396,13 +394,7 @@ class _CommandFailed(Exception):
 @maintenance_group.command(
     "run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
 )
-@click.option(
-    "--mode",
-    type=MODE,
-    default="full",
-    metavar="|".join(rules.MODES),
-    help="What to refuse at least (default full).",
-)
+@_mode_option("What to refuse at least (default full).")
 @click.option("--retry", type=SECONDS, metavar="SECONDS", help="Retry-After: seconds or 90s, 5m, 1h.")
 @click.option("--message", type=MESSAGE, help="Shown on the page, in the JSON body and in the banner.")
 @click.option(

@@ -142,20 +142,20 @@ class State:
         """
         return {
             "active": self.active,
-            "mode": self.mode,
-            "retry": self.retry,
-            "message": self.message,
-            "started_at": _instant(self.started_at),
-            "ends_at": _instant(self.ends_at),
-            "user": self.user,
-            "host": self.host,
+            **self._window_fields(),
             "scheduled": None if self.scheduled is None else self.scheduled.to_dict(),
             "features": sorted(self.features),
         }
 
     def to_json(self) -> bytes:
         """The lock's content (only meaningful for an active state)."""
-        record = {
+        record = {**self._window_fields(), "window": self.window, "token_hash": self.token_hash}
+        data = {key: value for key, value in record.items() if value is not None}
+        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+    def _window_fields(self) -> dict[str, Any]:
+        """What the lock says about the window, as JSON values (both documents share them)."""
+        return {
             "mode": self.mode,
             "retry": self.retry,
             "message": self.message,
@@ -163,11 +163,7 @@ class State:
             "ends_at": _instant(self.ends_at),
             "user": self.user,
             "host": self.host,
-            "window": self.window,
-            "token_hash": self.token_hash,
         }
-        data = {key: value for key, value in record.items() if value is not None}
-        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
     def parse(cls, raw: Raw, default_retry: int) -> tuple[State, str | None]:
