@@ -66,9 +66,6 @@ class IPAllowlist:
         self.networks = tuple(networks)
         self._allows = functools.lru_cache(maxsize=4096)(self._match)
 
-    def __bool__(self) -> bool:
-        return bool(self.networks)
-
     def allows(self, remote_addr: str | None) -> bool:
         """Whether the address is in one of the ranges; an unparsable address never is."""
         if not self.networks or not remote_addr or len(remote_addr) > MAX_ADDRESS_LENGTH:

@@ -24,12 +24,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from flask import Response, request
+from flask import Response
 from flask.ctx import RequestContext
 
 from .gate import Action, Gate, Verdict, script_root
-from .hook import a_rule_passes, refusal, switched_off_feature
-from .model import Feature, State
+from .hook import finish
 from .responses import STATUS_LINE, banner_header
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ _debug = functools.partial(logger.isEnabledFor, logging.DEBUG)
 
 # Module constants: cheaper than the enum's class attributes on the hot path.
 _PASS, _REFUSE = Action.PASS, Action.REFUSE
-_ASK_RULES, _ASK_FEATURES = Action.ASK_RULES, Action.ASK_FEATURES
+_ASK_FEATURES = Action.ASK_FEATURES
 #: Attributes in which WSGI middleware commonly keep the app they wrap.
 _INNER_APP_ATTRIBUTES = ("app", "wsgi_app", "application", "wsgi", "wrapped", "_app")
 _MAX_DEPTH = 32
@@ -114,24 +113,17 @@ class FastPath:
         The context has no session (the store may be what is down) unless a bypass rule may
         need one; then it is opened as Flask opens it, and if that fails the rule sees none.
         """
-        app, gate = self.app, self.gate
-        action, state, as_json, feature = verdict
-        ask_rules = action is _ASK_RULES or (action is _ASK_FEATURES and gate.rules_may_pass(environ))
-        if action is _ASK_FEATURES:
-            with _pushed(app, gate, environ, with_session=False):
-                feature = switched_off_feature(app, gate, state)
-                if feature is None:
-                    return None
-                if not ask_rules:
-                    return _refusal(app, gate, state, as_json, feature)
-        with _pushed(app, gate, environ, with_session=ask_rules):
-            if ask_rules and a_rule_passes(app, gate):
-                return None
-            return _refusal(app, gate, state, as_json, feature)
+        return finish(
+            self.app,
+            self.gate,
+            verdict,
+            environ,
+            within=functools.partial(_pushed, self.app, self.gate, environ),
+        )
 
 
 @contextmanager
-def _pushed(app: Flask, gate: Gate, environ: WSGIEnvironment, *, with_session: bool) -> Iterator[None]:
+def _pushed(app: Flask, gate: Gate, environ: WSGIEnvironment, with_session: bool) -> Iterator[None]:
     """A request context of our own for ``environ``, popped whatever happens.
 
     Neither opening the session nor the app's teardown may fail the answer.
@@ -163,31 +155,6 @@ def _pop_quietly(ctx: RequestContext, gate: Gate) -> None:
         ctx.pop()
     except Exception:
         gate.warn_once("the app's teardown failed after a maintenance answer")
-
-
-def _refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Feature | None) -> Response:
-    response = refusal(app, gate, state, as_json, feature)
-    return _with_app_headers(app, gate, response) if "Origin" in request.headers else response
-
-
-def _with_app_headers(app: Flask, gate: Gate, response: Response) -> Response:
-    """The refusal after the app's ``after_request`` functions (CORS headers, for one).
-
-    If one of them fails, the refusal goes out as it was: a 503 never becomes a 500.
-    """
-    try:
-        processed = app.process_response(response)
-    except Exception:
-        gate.warn_once("an after_request function failed on a maintenance answer; sent without it")
-        return response
-    if "Access-Control-Allow-Origin" in processed.headers:
-        # Let the other origin's script read when to come back.
-        exposed = processed.headers.get("Access-Control-Expose-Headers", "")
-        if "retry-after" not in exposed.lower():
-            processed.headers["Access-Control-Expose-Headers"] = ", ".join(
-                value for value in (exposed, "Retry-After") if value
-            )
-    return processed
 
 
 def install(app: Flask, gate: Gate) -> bool:

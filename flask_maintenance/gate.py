@@ -89,9 +89,6 @@ class PathSet:
     def __contains__(self, path: str) -> bool:
         return path in self.exact or path.startswith(self.under)
 
-    def __bool__(self) -> bool:
-        return bool(self.exact)
-
 
 class Features:
     """The feature names an extension instance knows, and how requests map onto them.
@@ -150,10 +147,7 @@ class Gate:
         self.rules = rules
         self.features = features
         self.api_paths = PathSet(settings.api_prefixes)
-        # The status path itself and its bypass links: not whatever else the app puts under it.
-        self._configured_open_paths = (*settings.allowed_paths, f"{settings.status_path}/bypass")
-        self._status_path = settings.status_path
-        self.open_paths = PathSet(self._configured_open_paths, exact=(settings.status_path,))
+        self.open_paths = self._open_paths()
         # The app's views, and how many there were when OPEN_ENDPOINTS were last looked for.
         self._views = app.view_functions
         self._views_seen = -1
@@ -224,12 +218,17 @@ class Gate:
         if app is None:
             return
         self._views_seen = len(self._views)
-        paths = [
+        self.open_paths = self._open_paths(
             rule.rule
             for rule in app.url_map.iter_rules()
             if rule.endpoint in OPEN_ENDPOINTS and not rule.arguments
-        ]
-        self.open_paths = PathSet((*self._configured_open_paths, *paths), exact=(self._status_path,))
+        )
+
+    def _open_paths(self, endpoint_paths: Iterable[str] = ()) -> PathSet:
+        """What is always served: allowed paths, other extensions' open endpoints, and the
+        status path with its bypass links (not whatever else the app puts under it)."""
+        status = self.settings.status_path
+        return PathSet((*self.settings.allowed_paths, f"{status}/bypass", *endpoint_paths), exact=(status,))
 
     def rules_may_pass(self, environ: WSGIEnvironment) -> bool:
         """Whether one of the app's bypass rules could let this request through."""
@@ -329,14 +328,6 @@ class Gate:
         else:
             self._warned.add(message)
             logger.warning("%s", message, exc_info=True)
-
-
-def request_path(environ: WSGIEnvironment) -> str:
-    """``request.path`` as Werkzeug computes it, from the raw environ.
-
-    WSGI carries the path as latin-1 text; Werkzeug reads it as UTF-8 and folds leading slashes.
-    """
-    return "/" + _wsgi_text(environ.get("PATH_INFO") or "").lstrip("/")
 
 
 def script_root(environ: WSGIEnvironment) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, after_this_request, request
 from werkzeug.datastructures import Headers
@@ -21,23 +23,56 @@ from .model import Feature, State, features_of
 from .responses import PAGE_CSP, banner_header
 from .signals import request_blocked
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
 logger = logging.getLogger("flask_maintenance")
 
 # Module constants: an enum member looked up on its class costs more than the hook's real work.
-_PASS, _ASK_FEATURES = Action.PASS, Action.ASK_FEATURES
-_ASK = (Action.ASK_RULES, Action.ASK_FEATURES)
+_PASS, _ASK_RULES, _ASK_FEATURES = Action.PASS, Action.ASK_RULES, Action.ASK_FEATURES
 
 
-def finish(app: Flask, gate: Gate, verdict: Verdict) -> Response | None:
-    """The refusal for this request, or ``None`` when it passes after all (in its context)."""
+def finish(
+    app: Flask,
+    gate: Gate,
+    verdict: Verdict,
+    environ: WSGIEnvironment,
+    within: Callable[[bool], AbstractContextManager[None]] | None = None,
+) -> Response | None:
+    """The refusal for this request, or ``None`` when it passes after all.
+
+    :param within: gives a request context of the caller's own (the fast path's), with a session
+        only when asked for one (``within(True)``: a bypass rule will run); the app's
+        ``after_request`` functions then run on a refusal that carries ``Origin``. Without it,
+        the work is done in the request's own context, and Flask runs them itself.
+    """
     action, state, as_json, feature = verdict
+    enter = within or _the_current_context
+    ask_rules = action is _ASK_RULES or (action is _ASK_FEATURES and gate.rules_may_pass(environ))
     if action is _ASK_FEATURES:
-        feature = switched_off_feature(app, gate, state)
-        if feature is None:
+        with enter(False):
+            feature = switched_off_feature(app, gate, state)
+            if feature is None:
+                return None
+            if not ask_rules:
+                return _refused(app, gate, state, as_json, feature, after_request=within is not None)
+    with enter(ask_rules):
+        if ask_rules and a_rule_passes(app, gate):
             return None
-    if action in _ASK and a_rule_passes(app, gate):
-        return None
-    return refusal(app, gate, state, as_json, feature)
+        return _refused(app, gate, state, as_json, feature, after_request=within is not None)
+
+
+def _the_current_context(with_session: bool) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+def _refused(
+    app: Flask, gate: Gate, state: State, as_json: bool, feature: Feature | None, *, after_request: bool
+) -> Response:
+    response = refusal(app, gate, state, as_json, feature)
+    if after_request and "Origin" in request.headers:
+        response = _with_app_headers(app, gate, response)
+    return response
 
 
 def request_hook(app: Flask, gate: Gate) -> Callable[[], Response | None]:
@@ -48,7 +83,7 @@ def request_hook(app: Flask, gate: Gate) -> Callable[[], Response | None]:
         if state.idle:
             return None
         verdict = gate.decide(state, request.environ)
-        response = None if verdict.action is _PASS else finish(app, gate, verdict)
+        response = None if verdict.action is _PASS else finish(app, gate, verdict, request.environ)
         if response is None and state.banner is not None:
             _add_banner(state)
         return response
@@ -142,3 +177,23 @@ def refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Featur
             ours = ("Content-Security-Policy", PAGE_CSP)
             response.headers = Headers([header for header in response.headers.items() if header != ours])
     return response
+
+
+def _with_app_headers(app: Flask, gate: Gate, response: Response) -> Response:
+    """The refusal after the app's ``after_request`` functions (CORS headers, for one).
+
+    If one of them fails, the refusal goes out as it was: a 503 never becomes a 500.
+    """
+    try:
+        processed = app.process_response(response)
+    except Exception:
+        gate.warn_once("an after_request function failed on a maintenance answer; sent without it")
+        return response
+    if "Access-Control-Allow-Origin" in processed.headers:
+        # Let the other origin's script read when to come back.
+        exposed = processed.headers.get("Access-Control-Expose-Headers", "")
+        if "retry-after" not in exposed.lower():
+            processed.headers["Access-Control-Expose-Headers"] = ", ".join(
+                value for value in (exposed, "Retry-After") if value
+            )
+    return processed
