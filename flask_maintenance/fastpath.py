@@ -29,6 +29,7 @@ from flask.ctx import RequestContext
 
 from .gate import Action, Gate, Verdict, script_root
 from .hook import finish
+from .inflight import CountUnsafeRequests
 from .responses import STATUS_LINE, banner_header
 
 if TYPE_CHECKING:
@@ -46,15 +47,18 @@ _INNER_APP_ATTRIBUTES = ("app", "wsgi_app", "application", "wsgi", "wrapped", "_
 _MAX_DEPTH = 32
 
 
-class FastPath:
-    """Wraps Flask's own ``wsgi_app``; see the module docstring."""
+class FastPath(CountUnsafeRequests):
+    """Wraps Flask's own ``wsgi_app``; see the module docstring.
+
+    Its base class counts unsafe requests in flight (the drain); the decision is ``_answer``.
+    """
 
     def __init__(self, wsgi_app: WSGIApplication, app: Flask, gate: Gate) -> None:
-        self.wsgi_app = wsgi_app
+        super().__init__(wsgi_app, gate.worker)
         self.app = app
         self.gate = gate
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    def _answer(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         gate = self.gate
         state = gate.cache.get()
         if state.idle:

@@ -25,6 +25,7 @@ from .config import Settings
 from .model import OFF, Feature, State
 from .responses import Answer, banner_header, blocked, prefers_json
 from .signals import request_blocked
+from .workers import Worker
 from .writes import Writer
 
 if TYPE_CHECKING:
@@ -142,6 +143,8 @@ class Gate:
         self._on_change = on_change
         self._warned: set[str] = set()
         self.use_backend(backend)
+        #: This process's heartbeat and unsafe requests in flight (``--wait``), for this app.
+        self.worker = Worker(lambda: self.cache, testing=lambda: bool(getattr(self._app(), "testing", False)))
         self.allowlist = IPAllowlist(settings.allowed_networks)
         self.cookie = BypassCookie(settings.bypass_cookie, settings.bypass_max_age)
         self.rules = rules

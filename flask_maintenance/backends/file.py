@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
 import stat
 import tempfile
 import time
@@ -12,7 +13,7 @@ from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
 from ..errors import BackendError
-from .base import MAX_DOCUMENT_BYTES, Backend, Change, Damaged, Raw
+from .base import MAX_DOCUMENT_BYTES, MAX_HEARTBEAT_BYTES, Backend, Change, Damaged, Heartbeats, Raw
 
 #: How long an update waits for another one to finish before giving up.
 LOCK_TIMEOUT = 10.0
@@ -60,24 +61,7 @@ class FileBackend(Backend):
         return data
 
     def write(self, data: bytes) -> None:
-        directory = self._directory(create=True)
-        try:
-            fd, temp_path = tempfile.mkstemp(prefix=".maintenance-", dir=directory)
-        except OSError as error:
-            raise BackendError(f"cannot write the lock file in {directory}: {_reason(error)}") from error
-        try:
-            with os.fdopen(fd, "wb") as temp:
-                temp.write(data)
-                temp.flush()
-                # On the descriptor, never by path: mkstemp makes the file private, the proxy and
-                # other users need to read it, and a path could be swapped for a symlink meanwhile.
-                os.fchmod(temp.fileno(), 0o644)
-                os.fsync(temp.fileno())
-            os.replace(temp_path, self.path)
-        except OSError as error:
-            _remove_quietly(temp_path)
-            raise BackendError(f"cannot write the lock file {self.path}: {_reason(error)}") from error
-        _sync_directory(directory)
+        _write_atomically(self.path, self._directory(create=True), data, "the lock file", durable=True)
 
     def clear(self) -> None:
         try:
@@ -109,6 +93,9 @@ class FileBackend(Backend):
 
     def describe(self) -> str:
         return f"file {self.path}"
+
+    def heartbeats(self) -> FileHeartbeats:
+        return FileHeartbeats(self)
 
     def stamp(self) -> Hashable | None:
         try:
@@ -165,6 +152,83 @@ class FileBackend(Backend):
 
 #: The stamp of a file that does not exist.
 ABSENT = "absent"
+
+
+class FileHeartbeats(Heartbeats):
+    """One small file per process beside the lock file: ``<lock file>.worker.<host>.<pid>``.
+
+    Written like the lock (temp file, ``os.replace``) but not synced to disk: a heartbeat lost
+    to a power cut describes a process that is gone anyway. The age is the file's mtime against
+    this host's clock. Read with the lock file's care: ``O_NOFOLLOW``, regular files only,
+    bounded size; anything else at such a path is skipped.
+    """
+
+    def __init__(self, backend: FileBackend) -> None:
+        self.directory = os.path.dirname(os.path.abspath(backend.path))
+        self.prefix = f"{os.path.basename(backend.path)}.worker."
+
+    def publish(self, name: str, record: bytes) -> None:
+        if not os.path.isdir(self.directory):
+            # The instance folder before the first `on`: nobody can wait for this process yet
+            # (``--wait`` allows one period for it to appear), and creating the folder is `on`'s.
+            return
+        _write_atomically(self._path(name), self.directory, record, "a heartbeat", durable=False)
+
+    def remove(self, name: str) -> None:
+        _remove_quietly(self._path(name))
+
+    def read(self) -> list[tuple[str, bytes, float]]:
+        try:
+            entries = [
+                entry.name for entry in os.scandir(self.directory) if entry.name.startswith(self.prefix)
+            ]
+        except OSError:
+            return []  # no folder (yet): nobody has published
+        records = []
+        for entry in entries:
+            try:
+                fd = os.open(os.path.join(self.directory, entry), _READ_FLAGS | os.O_NOFOLLOW)
+            except OSError:
+                continue  # removed meanwhile, a symlink, or not ours to read
+            try:
+                info = os.fstat(fd)
+                if stat.S_ISREG(info.st_mode):
+                    data = _read_up_to(fd, MAX_HEARTBEAT_BYTES + 1)
+                    if len(data) <= MAX_HEARTBEAT_BYTES:
+                        records.append((entry[len(self.prefix) :], data, time.time() - info.st_mtime))
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        return records
+
+    def _path(self, name: str) -> str:
+        # A host name is ours to trust no more than any text: only what is safe in a file name.
+        safe = re.sub(r"[^A-Za-z0-9._-]", ".", name.replace(":", "."))
+        return os.path.join(self.directory, self.prefix + safe)
+
+
+def _write_atomically(path: str, directory: str, data: bytes, what: str, *, durable: bool) -> None:
+    """Replace ``path`` with ``data`` whole (temp file, rename); ``durable`` syncs it to disk."""
+    try:
+        fd, temp_path = tempfile.mkstemp(prefix=".maintenance-", dir=directory)
+    except OSError as error:
+        raise BackendError(f"cannot write {what} in {directory}: {_reason(error)}") from error
+    try:
+        with os.fdopen(fd, "wb") as temp:
+            temp.write(data)
+            temp.flush()
+            # On the descriptor, never by path: mkstemp makes the file private, the proxy and
+            # other users need to read it, and a path could be swapped for a symlink meanwhile.
+            os.fchmod(temp.fileno(), 0o644)
+            if durable:
+                os.fsync(temp.fileno())
+        os.replace(temp_path, path)
+    except OSError as error:
+        _remove_quietly(temp_path)
+        raise BackendError(f"cannot write {what} {path}: {_reason(error)}") from error
+    if durable:
+        _sync_directory(directory)
 
 
 def _read_up_to(fd: int, limit: int) -> bytes:
