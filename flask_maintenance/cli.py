@@ -120,6 +120,19 @@ def _mode_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
     return click.option("--mode", type=MODE, default="full", metavar="|".join(rules.MODES), help=help)
 
 
+def _wait_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--wait [SECONDS]``: a number of seconds, or the default when given alone."""
+    return click.option(
+        "--wait",
+        "wait_seconds",
+        type=SECONDS,
+        is_flag=False,
+        flag_value=int(drain.DEFAULT_WAIT),
+        metavar="[SECONDS]",
+        help=help,
+    )
+
+
 def _extension() -> Any:
     return current_app.extensions["maintenance"]
 
@@ -163,15 +176,9 @@ def _end(
     "--feature", type=FEATURE, metavar="NAME", help="Switch off just this feature (a blueprint's name, say)."
 )
 @click.option("--force", is_flag=True, help="With --feature: a name the app does not know (yet).")
-@click.option(
-    "--wait",
-    "wait_seconds",
-    type=SECONDS,
-    is_flag=False,
-    flag_value=int(drain.DEFAULT_WAIT),
-    metavar="[SECONDS]",
-    help="Return once every worker enforces the new state and, for readonly and full, the writes "
-    "that started before are done (default 30 s; exit 1 after that).",
+@_wait_option(
+    "Return once every worker enforces the new state and, for readonly and full, the writes "
+    "that started before are done (default 30 s; exit 1 after that)."
 )
 @click.option(
     "--base-url",
@@ -269,15 +276,7 @@ def _check_known_feature(name: str, force: bool) -> None:
 
 @maintenance_group.command("off")
 @click.option("--feature", type=FEATURE, metavar="NAME", help="Switch just this feature back on.")
-@click.option(
-    "--wait",
-    "wait_seconds",
-    type=SECONDS,
-    is_flag=False,
-    flag_value=int(drain.DEFAULT_WAIT),
-    metavar="[SECONDS]",
-    help="Return once every worker serves normally again (default 30 s; exit 1 after that).",
-)
+@_wait_option("Return once every worker serves normally again (default 30 s; exit 1 after that).")
 def maintenance_off(feature: str | None, wait_seconds: int | None) -> None:
     """Switch maintenance off (saying so if it was already off)."""
     try:
@@ -306,7 +305,6 @@ def _wait_for_workers(seconds: int, state: State, say: Callable[[str], None] = c
             _extension().backend(),
             drain=state.blocking,
             timeout=seconds,
-            settle=drain.settle_time(_extension().settings().check_interval),
             report=display,
         )
     except MaintenanceError as error:

@@ -25,6 +25,10 @@ from .workers import MIN_PERIOD, Heartbeat, read_heartbeats
 DEFAULT_WAIT = 30.0
 #: How often the state and the heartbeats are read while waiting.
 POLL = 0.1
+#: With no worker seen, look again for this long before concluding that there is none: a
+#: worker that could not publish before the switch (the lock file's folder did not exist yet)
+#: tries again every ``MIN_PERIOD``.
+SETTLE = 4 * MIN_PERIOD
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,9 @@ class Progress:
     workers: tuple[Heartbeat, ...]
 
     def enforces(self, worker: Heartbeat) -> bool:
-        """Whether ``worker`` enforces the stored state (or reads it before its next request)."""
-        return worker.rereading or worker.version == self.version
+        """Whether ``worker`` enforces the stored state, or reads it before its next request
+        (said by a fresh heartbeat: a frozen process acknowledges nothing)."""
+        return worker.version == self.version or (worker.rereading and worker.fresh)
 
     @property
     def switched(self) -> int:
@@ -81,12 +86,6 @@ class Progress:
         return " and ".join(things)
 
 
-def settle_time(check_interval: float) -> float:
-    """How long to look for workers before concluding there is none: one heartbeat period of
-    the app's processes, and a little more for the write to land."""
-    return max(check_interval, MIN_PERIOD) * 1.5
-
-
 def progress(backend: Backend, *, drain: bool) -> Progress:
     """Read the stored state's version and the live heartbeats once.
 
@@ -101,7 +100,7 @@ def wait(
     *,
     drain: bool,
     timeout: float,
-    settle: float = 0.0,
+    settle: float = SETTLE,
     report: Callable[[Progress, float], None] = lambda progress, elapsed: None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -111,8 +110,7 @@ def wait(
     which). The stored state is read again each time: a change meanwhile is waited for too.
 
     :param settle: with no worker seen, look again for this long before concluding that there
-        is none (a worker that could not publish before the switch, because the lock file's
-        folder did not exist yet, publishes within one period after it).
+        is none (see :data:`SETTLE`).
     :param report: called with each look and the seconds waited so far.
     :raises BackendError: when the backend cannot be read.
     """

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import times
 from .backends import Backend
+from .backends.base import Heartbeats
 from .errors import BackendError
 from .rules import MODES
 from .times import format_instant, parse_instant
@@ -139,7 +140,7 @@ class Heartbeat:
 
     @property
     def fresh(self) -> bool:
-        """Whether it is at most :data:`EXPIRES_AFTER` periods old."""
+        """Whether it is at most three periods old (``EXPIRES_AFTER``)."""
         return self.age <= EXPIRES_AFTER * self.interval
 
     def to_dict(self) -> dict[str, Any]:
@@ -222,9 +223,10 @@ def read_heartbeats(backend: Backend) -> list[Heartbeat]:
 class Worker:
     """This process's record for one app: its unsafe work in flight, and its heartbeat.
 
-    :param cache_of: gives the app's current :class:`~flask_maintenance.cache.StateCache` (the
-        state this process enforces, its version, the backend and the check interval).
-    :param testing: whether the app is in testing mode; :meth:`serve` then starts nothing.
+    :param cache_of: gives the app's current state cache (the state this process enforces, its
+        version, the backend and the check interval).
+    :param testing: whether the app is in testing mode; ``serve()`` (the first request) then
+        starts nothing.
     """
 
     def __init__(
@@ -244,7 +246,9 @@ class Worker:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._published: tuple[Backend, str] | None = None
+        self._store: tuple[Backend, Heartbeats | None] | None = None
         self._warned: str | None = None
+        self._running = False
 
     # -- counting --------------------------------------------------------------------------
 
@@ -289,8 +293,11 @@ class Worker:
 
         :param kind: what this process is (``"web"``, ``"tasks"``), shown to operators.
         """
-        self.kind = kind
-        self.serving = True
+        with self._lock:
+            self.kind, self.serving = kind, True
+            if self._running:
+                return
+            self._running = True
         _publishing.add(self)
         thread = threading.Thread(
             target=_beat,
@@ -319,7 +326,7 @@ class Worker:
         period = max(cache.interval, MIN_PERIOD)
         state, version, rereading = cache.view()
         heartbeat = Heartbeat(
-            host=_host(),
+            host=_hostname(),
             pid=os.getpid(),
             kind=self.kind,
             state=state.mode if state.active and state.mode else OFF,
@@ -330,13 +337,16 @@ class Worker:
             rereading=rereading,
         )
         backend = cache.backend
-        store = backend.heartbeats()
+        if self._store is None or self._store[0] is not backend:
+            self._store = (backend, backend.heartbeats())
+        store = self._store[1]
         if store is None:
             return period
         if self._published is not None and self._published[0] is not backend:
             self._remove(*self._published)  # the app's state moved (Maintenance.isolated)
         try:
-            store.publish(heartbeat.name, heartbeat.to_json())
+            if not store.publish(heartbeat.name, heartbeat.to_json()):
+                return MIN_PERIOD  # no place for it yet: soon there may be (see drain.SETTLE)
         except BackendError as error:
             message = f"cannot publish this process's maintenance heartbeat: {error}"
             if message != self._warned:
@@ -375,13 +385,19 @@ def _beat(ref: weakref.ReferenceType[Worker], stop: threading.Event) -> None:
 _publishing: weakref.WeakSet[Worker] = weakref.WeakSet()
 
 
-def _host() -> str:
-    return socket.gethostname()
+def _hostname() -> str:
+    global _host
+    if _host is None:  # once per process: a heartbeat is published every interval
+        _host = socket.gethostname()
+    return _host
+
+
+_host: str | None = None
 
 
 def _exists_here(heartbeat: Heartbeat) -> bool:
     """Whether the heartbeat's process runs on this host (frozen, since it does not publish)."""
-    if heartbeat.host != _host() or heartbeat.pid == os.getpid():
+    if heartbeat.host != _hostname() or heartbeat.pid == os.getpid():
         return False
     try:
         os.kill(heartbeat.pid, 0)  # signal 0: only asks whether the process exists
@@ -400,6 +416,8 @@ def _at_exit() -> None:
 
 def _after_fork() -> None:
     """A forked child is a new process: it starts its own record on its own first request."""
+    global _host
+    _host = None
     for worker in list(_publishing):
         worker._reset()
     _publishing.clear()

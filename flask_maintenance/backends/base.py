@@ -92,8 +92,10 @@ class Heartbeats(abc.ABC):
     """
 
     @abc.abstractmethod
-    def publish(self, name: str, record: bytes) -> None:
-        """Store (or replace) the record of the process ``name`` (``host:pid``)."""
+    def publish(self, name: str, record: bytes) -> bool:
+        """Store (or replace) the record of the process ``name`` (``host:pid``); return
+        ``False`` when its place does not exist yet (the lock file's folder before the first
+        ``on``), so that the process tries again soon."""
 
     @abc.abstractmethod
     def remove(self, name: str) -> None:

@@ -18,6 +18,8 @@ from .base import MAX_DOCUMENT_BYTES, MAX_HEARTBEAT_BYTES, Backend, Change, Dama
 #: How long an update waits for another one to finish before giving up.
 LOCK_TIMEOUT = 10.0
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+# A heartbeat's own temp file: never through a symlink, never blocking on a FIFO put there.
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class FileBackend(Backend):
@@ -61,7 +63,24 @@ class FileBackend(Backend):
         return data
 
     def write(self, data: bytes) -> None:
-        _write_atomically(self.path, self._directory(create=True), data, "the lock file", durable=True)
+        directory = self._directory(create=True)
+        try:
+            fd, temp_path = tempfile.mkstemp(prefix=".maintenance-", dir=directory)
+        except OSError as error:
+            raise BackendError(f"cannot write the lock file in {directory}: {_reason(error)}") from error
+        try:
+            with os.fdopen(fd, "wb") as temp:
+                temp.write(data)
+                temp.flush()
+                # On the descriptor, never by path: mkstemp makes the file private, the proxy and
+                # other users need to read it, and a path could be swapped for a symlink meanwhile.
+                os.fchmod(temp.fileno(), 0o644)
+                os.fsync(temp.fileno())
+            os.replace(temp_path, self.path)
+        except OSError as error:
+            _remove_quietly(temp_path)
+            raise BackendError(f"cannot write the lock file {self.path}: {_reason(error)}") from error
+        _sync_directory(directory)
 
     def clear(self) -> None:
         try:
@@ -167,12 +186,29 @@ class FileHeartbeats(Heartbeats):
         self.directory = os.path.dirname(os.path.abspath(backend.path))
         self.prefix = f"{os.path.basename(backend.path)}.worker."
 
-    def publish(self, name: str, record: bytes) -> None:
-        if not os.path.isdir(self.directory):
-            # The instance folder before the first `on`: nobody can wait for this process yet
-            # (``--wait`` allows one period for it to appear), and creating the folder is `on`'s.
-            return
-        _write_atomically(self._path(name), self.directory, record, "a heartbeat", durable=False)
+    def publish(self, name: str, record: bytes) -> bool:
+        path = self._path(name)
+        # Only this process writes this record: its temp name is fixed (mkstemp would cost more
+        # than the rest of a heartbeat), hidden, and outside the records' prefix.
+        temp_path = os.path.join(self.directory, f".heartbeat-{os.path.basename(path)}")
+        try:
+            fd = os.open(temp_path, _WRITE_FLAGS, 0o644)
+        except FileNotFoundError:
+            return False  # the instance folder before the first `on` (which creates it)
+        except OSError as error:
+            raise BackendError(f"cannot write a heartbeat in {self.directory}: {_reason(error)}") from error
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BackendError(f"cannot write a heartbeat: {temp_path} is not a regular file")
+            os.fchmod(fd, 0o644)  # on the descriptor: readable by the CLI of another user
+            os.write(fd, record)
+            os.replace(temp_path, path)
+        except OSError as error:
+            _remove_quietly(temp_path)
+            raise BackendError(f"cannot write the heartbeat {path}: {_reason(error)}") from error
+        finally:
+            os.close(fd)
+        return True
 
     def remove(self, name: str) -> None:
         _remove_quietly(self._path(name))
@@ -206,29 +242,6 @@ class FileHeartbeats(Heartbeats):
         # A host name is ours to trust no more than any text: only what is safe in a file name.
         safe = re.sub(r"[^A-Za-z0-9._-]", ".", name.replace(":", "."))
         return os.path.join(self.directory, self.prefix + safe)
-
-
-def _write_atomically(path: str, directory: str, data: bytes, what: str, *, durable: bool) -> None:
-    """Replace ``path`` with ``data`` whole (temp file, rename); ``durable`` syncs it to disk."""
-    try:
-        fd, temp_path = tempfile.mkstemp(prefix=".maintenance-", dir=directory)
-    except OSError as error:
-        raise BackendError(f"cannot write {what} in {directory}: {_reason(error)}") from error
-    try:
-        with os.fdopen(fd, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            # On the descriptor, never by path: mkstemp makes the file private, the proxy and
-            # other users need to read it, and a path could be swapped for a symlink meanwhile.
-            os.fchmod(temp.fileno(), 0o644)
-            if durable:
-                os.fsync(temp.fileno())
-        os.replace(temp_path, path)
-    except OSError as error:
-        _remove_quietly(temp_path)
-        raise BackendError(f"cannot write {what} {path}: {_reason(error)}") from error
-    if durable:
-        _sync_directory(directory)
 
 
 def _read_up_to(fd: int, limit: int) -> bytes:

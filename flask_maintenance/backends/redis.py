@@ -155,11 +155,12 @@ class RedisHeartbeats(Heartbeats):
         self.backend = backend
         self.key = f"{backend.key}:workers"
 
-    def publish(self, name: str, record: bytes) -> None:
+    def publish(self, name: str, record: bytes) -> bool:
         client = self.backend.client
         self.backend._call(
             "publish a heartbeat to", client.eval, _PUBLISH, 1, self.key, name, record, HEARTBEATS_EXPIRE
         )
+        return True
 
     def remove(self, name: str) -> None:
         self.backend._call("remove a heartbeat from", self.backend.client.hdel, self.key, name)
