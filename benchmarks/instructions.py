@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 from support import table
 
@@ -129,10 +130,13 @@ def _child(variant: str, lock: str, requests: int, loop: str | None) -> None:
         call()
     # The heartbeat is a cost per interval, priced on its own (the "heartbeat" loop): under
     # valgrind an interval's beat would fall on some fifty times fewer requests than in real
-    # time, so its thread (started by the first request) stops before the counted ones.
+    # time, so its thread (started by the first request) ends before the counted ones.
     gate = getattr(app.wsgi_app, "gate", None)
     if gate is not None:
         gate.worker.stop()
+        for thread in threading.enumerate():
+            if thread.name == "flask-maintenance-heartbeat":
+                thread.join()
     if loop is None:
         for _ in range(requests):
             call()

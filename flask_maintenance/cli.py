@@ -296,25 +296,11 @@ def maintenance_off(feature: str | None, wait_seconds: int | None) -> None:
 
 
 def _wait_for_workers(seconds: int, state: State, say: Callable[[str], None] = click.echo) -> str | None:
-    """``--wait``: show the progress until every worker enforces ``state`` (and, when it
-    refuses writes, none from before is running); then say so and return ``None``, or return
-    what remains after ``seconds``."""
-    display = drain.Display()
+    """``--wait``: what remains after ``seconds``, or ``None`` once every worker is done."""
     try:
-        done = drain.wait(
-            _extension().backend(),
-            drain=state.blocking,
-            timeout=seconds,
-            report=display,
-        )
+        return drain.wait_in_terminal(_extension().backend(), seconds, state, say)
     except MaintenanceError as error:
         raise _operator_error(error) from None
-    finally:
-        display.close()
-    if not done.done:
-        return f"gave up waiting after {seconds} s: {done.what_remains()}"
-    say(display.summary(done))
-    return None
 
 
 def _wait_or_fail(seconds: int, state: State, afterwards: str) -> None:
@@ -394,21 +380,8 @@ def maintenance_status(as_json: bool) -> None:
         )
     else:
         _describe(state)
-        _describe_workers(now)
-
-
-def _describe_workers(now: drain.Progress) -> None:
-    """The workers' last heartbeats, one line each."""
-    behind = len(now.workers) - now.switched
-    count = f"{len(now.workers)}" + (f" ({behind} not switched yet)" if behind else "")
-    click.echo(f"  workers:      {count if now.workers else 'none seen (a worker publishes once it serves)'}")
-    for worker in now.workers:
-        switched = "" if now.enforces(worker) else " (earlier state)"
-        frozen = "" if worker.fresh else " (frozen?)"
-        click.echo(
-            f"    {worker.name:<24} {worker.kind:<6} {worker.state}{switched}, "
-            f"heartbeat {worker.age:.1f} s ago{frozen}, writes in flight {worker.writes_in_flight}"
-        )
+        for line in now.describe():
+            click.echo(line)
 
 
 def _describe(state: State) -> None:

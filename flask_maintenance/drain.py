@@ -19,6 +19,7 @@ import click
 
 from .backends import Backend
 from .cache import state_version
+from .model import State
 from .workers import MIN_PERIOD, Heartbeat, read_heartbeats
 
 #: The default of ``--wait`` (seconds).
@@ -72,6 +73,21 @@ class Progress:
     def done(self) -> bool:
         return not self.waiting_for
 
+    def describe(self) -> list[str]:
+        """The workers for ``status``: a count, then one line each."""
+        if not self.workers:
+            return ["  workers:      none seen (a worker publishes once it serves)"]
+        behind = len(self.workers) - self.switched
+        lines = [f"  workers:      {len(self.workers)}" + (f" ({behind} not switched yet)" if behind else "")]
+        for worker in self.workers:
+            switched = "" if self.enforces(worker) else " (earlier state)"
+            frozen = "" if worker.fresh else " (frozen?)"
+            lines.append(
+                f"    {worker.name:<24} {worker.kind:<6} {worker.state}{switched}, "
+                f"heartbeat {worker.age:.1f} s ago{frozen}, writes in flight {worker.writes_in_flight}"
+            )
+        return lines
+
     def what_remains(self) -> str:
         """The workers not done, by ``host:pid``, and what each still had."""
         return "; ".join(f"{worker.name} {self._remains(worker)}" for worker in self.waiting_for)
@@ -123,6 +139,26 @@ def wait(
         if (current.done and settled) or elapsed >= timeout:
             return current
         sleep(min(POLL, max(0.0, timeout - elapsed)))
+
+
+def wait_in_terminal(
+    backend: Backend, seconds: float, state: State, say: Callable[[str], None] = click.echo
+) -> str | None:
+    """``--wait``: show the progress until every worker enforces ``state`` (and, when it refuses
+    writes, none from before is running), then ``say`` so and return ``None``; or return what
+    remains after ``seconds``.
+
+    :raises BackendError: when the backend cannot be read.
+    """
+    display = Display()
+    try:
+        done = wait(backend, drain=state.blocking, timeout=seconds, report=display)
+    finally:
+        display.close()
+    if not done.done:
+        return f"gave up waiting after {seconds:g} s: {done.what_remains()}"
+    say(display.summary(done))
+    return None
 
 
 class Display:

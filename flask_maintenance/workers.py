@@ -308,8 +308,10 @@ class Worker:
         thread.start()
 
     def stop(self) -> None:
-        """Stop publishing and remove this process's record."""
-        self._stop.set()
+        """Stop publishing and remove this process's record (:meth:`start` starts again)."""
+        with self._lock:
+            self._stop.set()
+            self._stop, self._running = threading.Event(), False
         _publishing.discard(self)
         published, self._published = self._published, None
         if published is not None:
