@@ -609,13 +609,10 @@ def maintenance_render_page(path: str) -> None:
     """
     from . import proxy
 
-    settings = _extension().settings()
-    body = proxy.page_body(
-        _extension().status(),
-        retry_after=settings.retry_after,
-        status_path=_root() + settings.status_path,
-        now=times.utcnow(),
+    answer = proxy.static_answer(
+        _extension().status(), _extension().settings(), as_json=False, root=_root(), now=times.utcnow()
     )
+    body = answer.body
     target = os.path.abspath(path)
     try:
         FileBackend(target).write(body)  # atomic and 0644: nginx never serves half a page

@@ -1,4 +1,4 @@
-"""Maintenance at the proxy: the built-in page as a static file, and an nginx snippet that serves it.
+"""Maintenance at the proxy: the built-in answers as static files, and an nginx snippet that serves them.
 
 nginx cannot parse the state, only see whether the lock file exists, so at the proxy any mode
 refuses everything, and only address ranges (not the bypass cookie) get through. The app stays the
@@ -13,10 +13,10 @@ import stat
 from collections.abc import Iterable
 from datetime import datetime
 
-from .config import IPNetwork
+from .config import IPNetwork, Settings
 from .errors import ConfigurationError
 from .model import State
-from .responses import blocked
+from .responses import Answer, blocked
 
 #: The internal URI the snippet serves the page under (never reachable from outside).
 PAGE_URI = "/__flask_maintenance_page__"
@@ -28,26 +28,30 @@ ALLOWED_VARIABLE = "$flask_maintenance_allowed"
 _UNSAFE = re.compile(r'["\\$\s{};\x00-\x1f\x7f]')
 
 
-def page_body(state: State, *, retry_after: int, status_path: str, now: datetime) -> bytes:
-    """The built-in maintenance page for the proxy to serve.
+def static_answer(state: State, settings: Settings, *, as_json: bool, root: str, now: datetime) -> Answer:
+    """The maintenance answer as a file a proxy or an edge worker serves: the page or the
+    problem JSON, with its headers.
 
-    The current state when maintenance is on (in any mode: the proxy refuses everything), else
-    a default full maintenance with ``retry_after``. It is always the full page, never the
-    read-only one, since nginx cannot let reads through.
+    The current state when maintenance is on (in any mode: a proxy refuses everything), else a
+    default full maintenance with ``MAINTENANCE_RETRY_AFTER``. It is always the full page, never
+    the read-only one, since the proxy cannot let reads through. The page polls the status path
+    and ``MAINTENANCE_RECOVERY_CHECKS`` to reload itself, as the app's page does.
 
-    :param status_path: ``MAINTENANCE_STATUS_PATH``, which the page polls to reload itself.
+    :param root: where the app is mounted on the site (``APPLICATION_ROOT``), without a
+        trailing slash.
     """
     if not state.active:
-        state = State(active=True, retry=retry_after)
-    answer = blocked(
+        state = State(active=True, retry=settings.retry_after)
+    return blocked(
         state,
         readonly=False,
-        as_json=False,
+        as_json=as_json,
         retry_after=state.retry_after(now),
-        status_url=status_path,
+        status_url=root + settings.status_path,
         banner=None,  # a header; the file has none
+        extra_headers=settings.response_headers,
+        recovery_checks=settings.recovery_checks,
     )
-    return answer.body
 
 
 def unsearchable_folders(path: str | os.PathLike[str]) -> list[str]:
