@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from .config import IPNetwork
 from .errors import ConfigurationError
 from .probes import LIVE, READY
+from .proxy import literal
 from .responses import Answer
 
 #: HAProxy holds a file's whole answer in one buffer (``tune.bufsize``, 16 KB by default),
@@ -268,9 +269,5 @@ def _backend(
 
 
 def _literal(what: str, value: str) -> str:
-    if _UNSAFE.search(value):
-        raise ConfigurationError(
-            f"{what} {value!r} contains a quote, backslash, '$', '#' or whitespace, which HAProxy "
-            "would not read literally; use a plainer one"
-        )
-    return value
+    characters = "a quote, backslash, '$', '#' or whitespace"
+    return literal(what, value, unsafe=_UNSAFE, characters=characters, reader="HAProxy")

@@ -177,10 +177,20 @@ def http_snippet(allowed_networks: Iterable[IPNetwork]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _literal(what: str, value: str) -> str:
-    if _UNSAFE.search(value):
+def literal(what: str, value: str, *, unsafe: re.Pattern[str], characters: str, reader: str) -> str:
+    """``value`` as it is, for a proxy's configuration file: refused rather than escaped.
+
+    :param unsafe: matches what ``reader`` (a proxy) would read as syntax, named by ``characters``.
+    :raises ConfigurationError: when ``value`` holds any of it.
+    """
+    if unsafe.search(value):
         raise ConfigurationError(
-            f"{what} {value!r} contains a quote, backslash, '$', brace, ';' or whitespace, "
-            "which nginx would not read literally; use a plainer path"
+            f"{what} {value!r} contains {characters}, which {reader} would not read literally; "
+            "use a plainer one"
         )
     return value
+
+
+def _literal(what: str, value: str) -> str:
+    characters = "a quote, backslash, '$', brace, ';' or whitespace"
+    return literal(what, value, unsafe=_UNSAFE, characters=characters, reader="nginx")
