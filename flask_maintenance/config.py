@@ -160,6 +160,15 @@ def _latin1(text: str) -> bool:
     return True
 
 
+def _protection(value: Any, key: str) -> bool | str:
+    if isinstance(value, str) and value.strip().lower() == "log":
+        return "log"
+    try:
+        return _flag(value, key)
+    except ConfigurationError:
+        raise ConfigurationError(f'{key} must be True, False or "log", not {value!r}') from None
+
+
 def _modes(value: Any, key: str) -> frozenset[str]:
     return frozenset(rules.mode(mode, f"{key}: each mode") for mode in _names(value, key))
 
@@ -323,6 +332,16 @@ KEYS: tuple[Key, ...] = (
         "The modes in which the app's commands, guarded functions and cron lines are refused "
         "(``banner`` never blocks).",
     ),
+    Key(
+        "MAINTENANCE_PROTECT_DATABASE",
+        "protect_database",
+        False,
+        _protection,
+        '``True``, ``False`` or ``"log"``',
+        "``True``: while maintenance is on in ``readonly`` or ``full``, the app's Flask-SQLAlchemy "
+        'database is read-only at the database (see :doc:`database`). ``"log"``: a dry run that '
+        "lets writes through and logs each one, for ``flask maintenance report-writes``.",
+    ),
 )
 
 
@@ -352,6 +371,7 @@ class Settings:
     fast_path: bool
     cli_exempt: frozenset[str]
     cli_block_modes: frozenset[str]
+    protect_database: bool | str
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
