@@ -6,7 +6,7 @@ import logging
 import os
 import weakref
 from collections.abc import Callable, Collection, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 from weakref import WeakKeyDictionary
@@ -387,7 +387,8 @@ class Maintenance:
         flask_app = resolved if resolved is not None else current_app._get_current_object()  # type: ignore[attr-defined]
         protect(flask_app, gate, target)
 
-    def writable(self) -> AbstractContextManager[None]:
+    @contextmanager
+    def writable(self) -> Iterator[None]:
         """Transactions that begin in the block can write to a protected database whatever the
         state (in this thread or task only): for the maintenance work itself::
 
@@ -397,7 +398,8 @@ class Maintenance:
         """
         from .database import writable
 
-        return writable()
+        with writable():
+            yield
 
     # -- app rules ---------------------------------------------------------------------------
 

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -471,3 +473,36 @@ class TestConfiguration:
         )
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
         assert (result.returncode, result.stdout) == (0, "[]\n"), result.stderr
+
+
+def test_the_docs_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/examples/protected.py: the hidden write in a GET is refused; an admin's maintenance
+    work inside writable() is not."""
+    source = tmp_path / "protected.py"
+    shutil.copy(HERE.parent / "docs" / "examples" / "protected.py", source)
+    spec = importlib.util.spec_from_file_location("protected", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "protected", module)  # Flask finds the instance folder by it
+    spec.loader.exec_module(module)
+    app, example_db, maintenance = module.app, module.db, module.maintenance
+    app.config["SECRET_KEY"] = "docs-example-secret"
+    try:
+        with app.app_context():
+            example_db.create_all()
+            example_db.session.add(module.Product(name="Lamp"))
+            example_db.session.commit()
+        client = app.test_client()
+        assert client.get("/products/1").json == {"name": "Lamp"}
+        maintenance.enable(mode="readonly", secret="admin-token", app=app)
+        assert client.get("/products/1").status_code == 503
+        assert client.post("/admin/products/1/rename").status_code == 503  # not an admin
+        admin = app.test_client()
+        admin.get("/_maintenance/bypass/admin-token")
+        assert admin.post("/admin/products/1/rename").json == {"renamed": 1}
+        assert admin.get("/products/1").status_code == 503  # the bypass alone does not write
+        maintenance.disable(app=app)
+        assert client.get("/products/1").json == {"name": "Renamed"}
+    finally:
+        with app.app_context():
+            example_db.engine.dispose()
