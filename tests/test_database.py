@@ -150,6 +150,20 @@ class TestRequests:
         assert seen == ["readonly"]
         assert maintenance.refusals(app=app)[("readonly", "page")] == 1
 
+    def test_hostile_headers_still_get_the_503(self, make_db_app: DbApp, database_url: str) -> None:
+        app = make_db_app()
+        maintenance_of(app).enable(mode="readonly", app=app)
+        response = app.test_client().get(
+            "/?" + "x=%00&" * 2000,
+            headers={
+                "Accept": "application/json;q=0.1, " * 800 + "text/html",
+                "Cookie": "a=" + "\x7f" * 8000,
+            },
+        )
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "60"
+        assert rows(database_url) == 0
+
 
 class TestPythonCode:
     @pytest.mark.parametrize("mode", ["readonly", "full"])
@@ -506,3 +520,31 @@ def test_the_docs_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     finally:
         with app.app_context():
             example_db.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("statement", "described"),
+    [
+        ('INSERT INTO "visit" (page) VALUES (?)', ("INSERT", "visit")),
+        ("insert or ignore into Visits values (1)", ("INSERT", "Visits")),
+        ("-- a comment\n/* another */ UPDATE users SET seen = now()", ("UPDATE", "users")),
+        ("DELETE FROM ONLY public.sessions WHERE id = 1", ("DELETE", "public.sessions")),
+        ("WITH gone AS (SELECT id FROM carts) DELETE FROM carts USING gone", ("DELETE", "carts")),
+        ("CREATE UNIQUE INDEX IF NOT EXISTS ix ON t (a)", ("CREATE", "ix")),
+        ("ALTER TABLE `orders` ADD COLUMN note TEXT", ("ALTER", "orders")),
+        ("TRUNCATE audit", ("TRUNCATE", "audit")),
+        ("DROP TABLE", ("DROP", "?")),
+        ("SELECT * FROM users FOR UPDATE", None),
+        ("WITH x AS (SELECT 1) SELECT * FROM x FOR UPDATE", None),
+        ("SET TRANSACTION READ ONLY", None),
+        ("  ", None),
+        ("INSERT INTO " + "t" * 10_000, ("INSERT", "t" * 300)),
+        ("INSERT INTO \x1b[31mred", ("INSERT", "?")),
+    ],
+)
+def test_statements_are_described_by_kind_and_table(
+    statement: str, described: tuple[str, str] | None
+) -> None:
+    from flask_maintenance.writelog import describe_statement
+
+    assert describe_statement(statement) == described
