@@ -246,11 +246,11 @@ class Protection:
         if command is not None:
             from .cli import _command_path
 
-            path = " ".join(_command_path(command))
+            path = _command_path(command) or ("flask",)
             return CommandWriteRefused(
                 state,
-                f"{describe(state)}: the database is read-only, so `{path}` could not write ({what}). "
-                f"Set {FORCE_ENV}=1 to run it anyway, or add {path.split()[0]!r} to "
+                f"{describe(state)}: the database is read-only, so `{' '.join(path)}` could not write "
+                f"({what}). Set {FORCE_ENV}=1 to run it anyway, or add {path[0]!r} to "
                 "MAINTENANCE_CLI_EXEMPT.",
             )
         return WriteRefused(

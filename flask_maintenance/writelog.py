@@ -87,8 +87,9 @@ _FILLERS = frozenset(
 _HEAD = 2000
 _COMMENTS = re.compile(r"\s*(?:--[^\n]*(?:\n|$)|/\*.*?\*/)", re.DOTALL)
 _TOKEN = re.compile(r'"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|[\w.$]+|\S')
-# Our own and the database layers' frames are not the call site.
-_LIBRARIES = ("sqlalchemy.", "flask_sqlalchemy.", "flask_maintenance.")
+# Our own and the database layers' frames are not the call site (nor contextlib's, between a
+# `with` block of the app and the library's context manager that commits on exit).
+_LIBRARIES = ("sqlalchemy.", "flask_sqlalchemy.", "flask_maintenance.", "contextlib.")
 _MAX_FRAMES = 200
 _FIELD_LENGTH = 300
 

@@ -12,7 +12,7 @@ from typing import Any
 import click
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flask_maintenance import Maintenance
@@ -27,7 +27,7 @@ db = SQLAlchemy(model_class=Base)
 
 class Visit(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)
-    page: Mapped[str]
+    page: Mapped[str] = mapped_column(String(100))  # MySQL needs a length
 
 
 def visits() -> int:
