@@ -15,7 +15,7 @@ import re
 import sys
 import threading
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from types import FrameType
 
 from . import times
@@ -176,7 +176,7 @@ class WriteLog:
     keeps it in the backend document :data:`DOCUMENT` for ``report-writes``.
 
     Failure policy: the dry run must never fail the write it watches, so a backend that cannot
-    be written is logged (once) and the write still goes through.
+    be written is logged beside the write, which goes through all the same.
     """
 
     def __init__(self) -> None:
@@ -200,7 +200,7 @@ class WriteLog:
             write.site,
             write.mode,
         )
-        stamped = SeenWrite(**{**asdict(write), "seen_at": times.format_instant(times.utcnow())})
+        stamped = replace(write, seen_at=times.format_instant(times.utcnow()))
         try:
             record(backend, [stamped])
         except BackendError as error:
