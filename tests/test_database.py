@@ -22,7 +22,8 @@ from database_servers import DatabaseServer, Postgres
 from database_servers import mariadb as mariadb  # the session's servers
 from database_servers import postgres as postgres
 from flask import Flask
-from servers import FLASK
+from servers import FLASK, RedisServer
+from servers import redis_server as redis_server
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.pool import NullPool
 
@@ -413,6 +414,37 @@ class TestDryRun:
         assert len(lines) == 3
 
     @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the database plays no part
+    def test_the_report_lives_in_redis_with_the_state(
+        self, make_db_app: DbApp, redis_server: RedisServer
+    ) -> None:
+        web = make_db_app(MAINTENANCE_PROTECT_DATABASE="log", MAINTENANCE_BACKEND=redis_server.url)
+        maintenance_of(web).enable(mode="readonly", app=web)
+        assert web.test_client().get("/").status_code == 200
+        stored = json.loads(redis_server.client().get("flask-maintenance:state:writes"))
+        assert [(w["kind"], w["table"], w["source"]) for w in stored["writes"]] == [
+            ("INSERT", "visit", "view home")
+        ]
+        operator = make_db_app(MAINTENANCE_BACKEND=redis_server.url)
+        lines = cli(operator, "maintenance", "report-writes").stdout.splitlines()
+        assert lines[1:2] == ["1 write seen during maintenance:"]
+        assert lines[2].startswith("  INSERT on visit from view home at ")
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the database plays no part
+    def test_a_report_that_cannot_be_written_never_fails_the_write(
+        self, make_db_app: DbApp, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        (tmp_path / "maintenance.lock.writes.flock").mkdir()  # the report's update lock cannot be taken
+        app = make_db_app(MAINTENANCE_PROTECT_DATABASE="log")
+        maintenance_of(app).enable(mode="readonly", app=app)
+        with caplog.at_level(logging.WARNING, logger="flask_maintenance"):
+            assert app.test_client().get("/").status_code == 200
+        assert rows(database_url) == 1
+        assert any(
+            record.getMessage().startswith("cannot keep the write for report-writes")
+            for record in caplog.records
+        )
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the database plays no part
     def test_a_damaged_or_hostile_report_is_shown_safely(self, make_db_app: DbApp, tmp_path: Path) -> None:
         app = make_db_app(MAINTENANCE_PROTECT_DATABASE="log")
         document = FileBackend(str(tmp_path / "maintenance.lock")).sibling("writes")
@@ -474,6 +506,17 @@ class TestConfiguration:
     ) -> None:
         with pytest.raises(ConfigurationError, match="the app has no Flask-SQLAlchemy extension"):
             make_app(MAINTENANCE_PROTECT_DATABASE=value)
+
+    def test_a_flask_sqlalchemy_instance_of_another_app_is_refused(self, app: Flask) -> None:
+        with pytest.raises(ConfigurationError, match=r"not set up on the app: call db.init_app\(app\) first"):
+            maintenance_of(app).protect_database(db, app=app)
+
+    def test_an_engine_protected_for_another_app_is_refused(self, make_app: Callable[..., Flask]) -> None:
+        engine = create_engine("sqlite://")
+        first, second = make_app(), make_app()
+        maintenance_of(first).protect_database(engine, app=first)
+        with pytest.raises(ConfigurationError, match="already protected for another app"):
+            maintenance_of(second).protect_database(engine, app=second)
 
     def test_other_targets_are_refused(self, app: Flask) -> None:
         with pytest.raises(ConfigurationError, match="takes a SQLAlchemy Engine or a Flask-SQLAlchemy"):
