@@ -550,9 +550,12 @@ class TestStatusPath:
     ) -> None:
         assert edge_off.get("status").status == 200
         edge_off.maintenance.enable(retry=66, app=edge_off.app)
-        wait_until(
-            lambda: edge_off.get("status").status == 503, "the edge to see maintenance", timeout=INTERVAL + 5
-        )
+
+        def refused_at_the_edge() -> bool:
+            answer = edge_off.get("status")
+            return answer.headers.get("retry-after") == "66" and not from_origin(answer)
+
+        wait_until(refused_at_the_edge, "the edge to see maintenance", timeout=INTERVAL + 5)
         before = edge_off.origin.hits("/_maintenance")
         start = time.monotonic()
         for _ in range(20):
