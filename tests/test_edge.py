@@ -262,6 +262,16 @@ class TestCommands:
         )
         assert result.returncode == 0, result.stderr
 
+    def test_dash_prints_the_worker(self, edge: Edge) -> None:
+        result = run(edge.app, "edge-worker", "--out", "-", "--interval", "3")
+        assert result.exit_code == 0 and result.stderr == ""
+        assert result.stdout.startswith("// flask-maintenance at the edge")
+        assert '"interval": 3' in result.stdout
+
+    def test_a_bad_interval_is_one_line(self, edge: Edge) -> None:
+        result = run(edge.app, "edge-worker", "--interval", "soon")
+        assert result.exit_code == 2 and "--interval" in result.stderr and result.stderr.count("\n") == 1
+
     def test_edge_state_follows_the_lock_and_the_plan(self, edge_off: Edge) -> None:
         app = edge_off.app
         assert json.loads(run(app, "edge-state").stdout) == {"active": False}
