@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from .config import IPNetwork
@@ -48,12 +48,14 @@ def static_answer(
     now: datetime,
     readonly: bool = False,
     as_json: bool = False,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> Answer:
     """The app's 503 as something outside the app sends it: no banner header, and the current
     state when maintenance is on, else a default full maintenance with ``retry_after``.
 
     :param readonly: the answer to a write in readonly mode, for a proxy that lets reads through.
     :param as_json: the problem JSON instead of the page.
+    :param extra_headers: ``MAINTENANCE_RESPONSE_HEADERS``, for a server that sends headers.
     """
     if not state.active:
         state = State(active=True, retry=retry_after)
@@ -64,6 +66,7 @@ def static_answer(
         retry_after=state.retry_after(now),
         status_url=status_path,
         banner=None,  # a header; a static file has none
+        extra_headers=extra_headers,
     )
 
 

@@ -55,6 +55,8 @@ CONFIG = {
 }
 #: How often the status-reading Worker reads the app's status path.
 INTERVAL = 1
+#: MAINTENANCE_RESPONSE_HEADERS of the app the Workers are written from.
+EXTRA_HEADERS = {"Strict-Transport-Security": "max-age=600"}
 
 
 def run(app: Flask, *args: str) -> Result:
@@ -152,10 +154,14 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     lock = root / "maintenance.lock"
     config = {**CONFIG, "MAINTENANCE_LOCK_FILE": str(lock)}
     app = Flask("edgeapp", instance_path=str(root / "instance"))
-    app.config.update(SECRET_KEY="edge-secret", **config)
+    app.config.update(SECRET_KEY="edge-secret", MAINTENANCE_RESPONSE_HEADERS=EXTRA_HEADERS, **config)
     Maintenance(app)
     workers = {}
-    for name, interval in (("worker.js", "10"), ("worker-status.js", str(INTERVAL))):
+    for name, interval in (
+        ("worker.js", "10"),
+        ("worker-status.js", str(INTERVAL)),
+        ("worker-slow.js", "600"),
+    ):
         result = run(app, "edge-worker", "--out", str(root / name), "--interval", interval)
         assert result.exit_code == 0, result.output
         workers[name] = str(root / name)
@@ -170,6 +176,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         sites = [
             {"name": "kv", "script": workers["worker.js"], "upstream": upstream, "kv": True},
             {"name": "status", "script": workers["worker-status.js"], "upstream": upstream, "kv": False},
+            {"name": "status-slow", "script": workers["worker-slow.js"], "upstream": upstream, "kv": False},
             {
                 "name": "failing",
                 "script": workers["worker.js"],
@@ -235,6 +242,7 @@ def assert_edge_page(answer: Response, retry_after: int, kind: str = "full") -> 
     assert answer.headers["retry-after"] == str(retry_after)
     assert answer.headers["x-maintenance"] == kind
     assert answer.headers["cache-control"] == "no-store"
+    assert answer.headers["strict-transport-security"] == EXTRA_HEADERS["Strict-Transport-Security"]
     assert answer.headers["content-type"] == "text/html; charset=utf-8"
     assert "<!doctype html>" in answer.text and 'data-status-url="/_maintenance"' in answer.text
 
@@ -593,3 +601,19 @@ class TestStatusPath:
         # address, not the visitor's) answers for itself.
         allowed = edge_off.get("status", "/", {"CF-Connecting-IP": "203.0.113.1"}, method="POST")
         assert allowed.status == 503 and from_origin(allowed)
+
+    def test_a_planned_window_starts_between_two_reads(self, edge_off: Edge) -> None:
+        app = edge_off.app
+        starts = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=3)
+        assert run(app, "schedule", "--at", format_instant(starts), "--for", "1h").exit_code == 0
+        try:
+            first = edge_off.get("status-slow")  # its one read of the status in 600 s
+            assert first.status == 200 and from_origin(first)
+            wait_until(lambda: datetime.now(timezone.utc) > starts + timedelta(seconds=1), "the window")
+            reads = edge_off.origin.hits("/_maintenance")
+            answer = edge_off.get("status-slow", "/?probe=window")
+            assert answer.status == 503 and not from_origin(answer)
+            assert 3500 <= int(answer.headers["retry-after"]) <= 3600  # counting down to the end
+            assert edge_off.origin.hits("/_maintenance") == reads  # the Worker started it itself
+        finally:
+            assert run(app, "cancel").exit_code == 0
