@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,8 +41,6 @@ from servers import (
 from flask_maintenance import Maintenance
 from flask_maintenance.responses import prefers_json
 from flask_maintenance.times import format_instant
-
-pytestmark = pytest.mark.slow
 
 CI_FOLDER = Path(__file__).resolve().parent.parent / ".ci"
 RUNNER = Path(__file__).resolve().parent / "edge_runner.mjs"
@@ -260,6 +258,56 @@ def assert_edge_json(answer: Response, retry_after: int, kind: str = "full") -> 
 # -- the command ------------------------------------------------------------------------------
 
 
+def worker_settings(source: str) -> dict[str, Any]:
+    """The settings a Worker's source embeds."""
+    start = source.index("const SETTINGS = ") + len("const SETTINGS = ")
+    settings: dict[str, Any] = json.JSONDecoder().raw_decode(source, start)[0]
+    return settings
+
+
+class TestSource:
+    """What the Worker is told, from the app's own objects (no runtime needed)."""
+
+    def test_paths_are_the_sites_under_the_apps_root(self, make_app: Callable[..., Flask]) -> None:
+        app = make_app(
+            APPLICATION_ROOT="/shop/",
+            MAINTENANCE_ALLOWED_PATHS=["/health"],
+            MAINTENANCE_API_PREFIXES=["/api", "/v2"],
+        )
+
+        @app.get("/metrics", endpoint="prometheus_metrics")
+        def metrics() -> str:
+            return "metrics"
+
+        settings = worker_settings(run(app, "edge-worker", "--out", "-").stdout)
+        assert settings["statusPath"] == "/shop/_maintenance"
+        assert settings["openPaths"] == {
+            "exact": ["/shop/_maintenance", "/shop/_maintenance/bypass", "/shop/health", "/shop/metrics"],
+            "under": ["/shop/_maintenance/bypass/", "/shop/health/", "/shop/metrics/"],
+        }
+        assert settings["apiPaths"] == {
+            "exact": ["/shop/api", "/shop/v2"],
+            "under": ["/shop/api/", "/shop/v2/"],
+        }
+        page = settings["answers"]["full"]["page"]["body"]
+        assert 'data-status-url="/shop/_maintenance"' in page
+
+    def test_the_current_message_and_retry_go_into_the_answers(self, make_app: Callable[..., Flask]) -> None:
+        app = make_app(MAINTENANCE_ALLOWED_IPS=["10.0.0.0/8", "2001:db8::/32"])
+        app.extensions["maintenance"].enable(retry=42, message="Back <soon>", app=app)
+        settings = worker_settings(run(app, "edge-worker", "--out", "-").stdout)
+        full, readonly = settings["answers"]["full"], settings["answers"]["readonly"]
+        assert "Back &lt;soon&gt;" in full["page"]["body"] and "Read-only mode" in readonly["page"]["body"]
+        problem = json.loads(full["json"]["body"])
+        assert (problem["detail"], problem["retry_after"]) == ("Back <soon>", 42)
+        assert ["X-Maintenance", "readonly"] in readonly["json"]["headers"]
+        assert settings["allowedNetworks"] == [
+            [4, str(10 << 24), 8],
+            [6, str(0x20010DB8 << 96), 32],
+        ]
+
+
+@pytest.mark.slow
 class TestCommands:
     def test_the_worker_embeds_the_apps_answers(self, edge: Edge) -> None:
         source = Path(edge.worker).read_text()
@@ -319,6 +367,7 @@ class TestCommands:
 # -- the state from KV -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 class TestKV:
     def test_off_forwards_everything(self, edge_off: Edge) -> None:
         home = edge_off.get("kv", "/?probe=off")
@@ -538,6 +587,7 @@ class TestKV:
 # -- an origin that cannot answer ------------------------------------------------------------
 
 
+@pytest.mark.slow
 class TestFailingOrigin:
     @pytest.mark.parametrize("status", [502, 503, 504, 520, 522, 524])
     def test_errors_become_the_page(self, edge_off: Edge, status: int) -> None:
@@ -562,6 +612,7 @@ class TestFailingOrigin:
 # -- the state from the origin's status path -------------------------------------------------
 
 
+@pytest.mark.slow
 class TestStatusPath:
     def test_learns_the_state_within_the_interval_reading_it_at_most_once_per_interval(
         self, edge_off: Edge
