@@ -28,27 +28,36 @@ ALLOWED_VARIABLE = "$flask_maintenance_allowed"
 _UNSAFE = re.compile(r'["\\$\s{};\x00-\x1f\x7f]')
 
 
-def static_answer(state: State, settings: Settings, *, as_json: bool, root: str, now: datetime) -> Answer:
-    """The maintenance answer as a file a proxy or an edge worker serves: the page or the
-    problem JSON, with its headers.
+def static_answer(
+    state: State,
+    settings: Settings,
+    *,
+    root: str,
+    now: datetime,
+    as_json: bool = False,
+    readonly: bool = False,
+) -> Answer:
+    """The app's 503 as something outside the app sends it (a proxy's file, the edge Worker): the
+    page or the problem JSON, with its headers but no banner header.
 
-    The current state when maintenance is on (in any mode: a proxy refuses everything), else a
-    default full maintenance with ``MAINTENANCE_RETRY_AFTER``. It is always the full page, never
-    the read-only one, since the proxy cannot let reads through. The page polls the status path
-    and ``MAINTENANCE_RECOVERY_CHECKS`` to reload itself, as the app's page does.
+    The current state when maintenance is on, else a default full maintenance with
+    ``MAINTENANCE_RETRY_AFTER``. The page polls the status path and
+    ``MAINTENANCE_RECOVERY_CHECKS`` to reload itself, as the app's page does.
 
     :param root: where the app is mounted on the site (``APPLICATION_ROOT``), without a
         trailing slash.
+    :param readonly: the answer to a write in readonly mode, for what lets reads through; a
+        proxy that cannot (nginx, HAProxy) always sends the full page.
     """
     if not state.active:
         state = State(active=True, retry=settings.retry_after)
     return blocked(
         state,
-        readonly=False,
+        readonly=readonly,
         as_json=as_json,
         retry_after=state.retry_after(now),
         status_url=root + settings.status_path,
-        banner=None,  # a header; the file has none
+        banner=None,  # a header; a static file has none
         extra_headers=settings.response_headers,
         recovery_checks=settings.recovery_checks,
     )
