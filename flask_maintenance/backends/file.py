@@ -203,6 +203,9 @@ class FileHeartbeats(Heartbeats):
             os.fchmod(fd, 0o644)  # on the descriptor: readable by the CLI of another user
             os.write(fd, record)
             os.replace(temp_path, path)
+        except FileNotFoundError:
+            _remove_quietly(temp_path)
+            return False  # the folder was removed meanwhile: as if it never existed
         except OSError as error:
             _remove_quietly(temp_path)
             raise BackendError(f"cannot write the heartbeat {path}: {_reason(error)}") from error
