@@ -30,8 +30,8 @@ import pytest
 from conftest import AppFactory
 from flask import Flask, request
 from servers import (  # noqa: F401 (fixtures)
-    FLASK,
     HOST,
+    AppProject,
     RedisServer,
     Server,
     answers_http,
@@ -426,33 +426,21 @@ def slow_order():
 """
 
 
-class Subject:
+class Subject(AppProject):
     """The app module on disk, its gunicorn servers, and the real ``flask`` command."""
 
     def __init__(self, directory: Path, check_interval: float, redis_url: str = "") -> None:
         require_module("gunicorn", 'pip install -e ".[test]"')
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / f"{SUBJECT}.py").write_text(SUBJECT_SOURCE)
-        self.env = {
-            **os.environ,
-            "XDG_RUNTIME_DIR": str(directory),
-            "PYTHONPATH": str(directory),
-            "FLASK_APP": SUBJECT,
-            "SUBJECT_CHECK_INTERVAL": str(check_interval),
-            "SUBJECT_REDIS_URL": redis_url,
-        }
-        self.env.pop("FLASK_MAINTENANCE_FORCE", None)
-
-    def flask(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [FLASK, "maintenance", *args],
-            cwd=self.directory,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
+        super().__init__(
+            directory,
+            SUBJECT,
+            SUBJECT_SOURCE,
+            SUBJECT_CHECK_INTERVAL=str(check_interval),
+            SUBJECT_REDIS_URL=redis_url,
         )
+
+    def maintenance(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.flask("maintenance", *args)
 
     def workers(self) -> list[Heartbeat]:
         """The live heartbeats, read here (``status --json`` shows the same, a subprocess each)."""
@@ -461,7 +449,7 @@ class Subject:
         return read_heartbeats(backend_from_url(url or "file", lock_file=lock_file))
 
     def workers_in_status(self) -> list[dict[str, Any]]:
-        result = self.flask("status", "--json")
+        result = self.maintenance("status", "--json")
         assert result.returncode == 0, result.stderr
         workers: list[dict[str, Any]] = json.loads(result.stdout)["workers"]
         return workers
@@ -471,7 +459,7 @@ class Subject:
             return [name for (name,) in db.execute("SELECT name FROM orders")]
 
     @contextmanager
-    def gunicorn(self, workers: int = 2) -> Iterator[GunicornServer]:
+    def serving(self, workers: int = 2) -> Iterator[GunicornServer]:
         server = GunicornServer(self, workers)
         try:
             server.start(self.env, self.directory)
@@ -555,7 +543,7 @@ def readonly_with_a_write_in_flight(subject: Subject, server: GunicornServer, wo
     post, posted = in_background(lambda: server.post("/orders/slow", "before-the-switch"))
     wait_until((subject.directory / "in-flight").exists, "the slow POST to be in flight")
 
-    on = subject.flask("on", "--mode", "readonly", "--wait")
+    on = subject.maintenance("on", "--mode", "readonly", "--wait")
     returned_at = time.monotonic()
     post.join(timeout=20)
     assert on.returncode == 0, on.stderr
@@ -569,11 +557,11 @@ def readonly_with_a_write_in_flight(subject: Subject, server: GunicornServer, wo
 class TestUnderGunicorn:
     def test_readonly_wait_returns_once_the_post_in_flight_has_written(self, tmp_path: Path) -> None:
         subject = Subject(tmp_path / "site", check_interval=0.25)
-        with subject.gunicorn() as server, load(server):
+        with subject.serving() as server, load(server):
             readonly_with_a_write_in_flight(subject, server, workers=2)
             assert server.post("/orders", "after-the-switch") == 503
 
-            off = subject.flask("off", "--wait")
+            off = subject.maintenance("off", "--wait")
             assert off.returncode == 0, off.stderr
             assert "All 2 workers enforce the new state" in off.stdout
             assert server.post("/orders", "after-off") == 200
@@ -581,7 +569,7 @@ class TestUnderGunicorn:
 
     def test_a_frozen_worker_times_out_the_wait_and_a_killed_one_stops_counting(self, tmp_path: Path) -> None:
         subject = Subject(tmp_path / "site", check_interval=1.0)
-        with subject.gunicorn() as server, load(server):
+        with subject.serving() as server, load(server):
             wait_until(every_worker_listed(subject, 2), "both workers' heartbeats")
             frozen = subject.workers()[0]
             os.kill(frozen.pid, signal.SIGSTOP)
@@ -591,7 +579,7 @@ class TestUnderGunicorn:
                     lambda: not next(w for w in subject.workers() if w.pid == frozen.pid).fresh,
                     "the frozen worker's heartbeat to be late",
                 )
-                on = subject.flask("on", "--mode", "readonly", "--wait", "2")
+                on = subject.maintenance("on", "--mode", "readonly", "--wait", "2")
                 assert on.returncode == 1
                 assert f"gave up waiting after 2 s: {frozen.name} was frozen (no heartbeat for " in on.stderr
                 assert "still enforced an earlier state (off)" in on.stderr
@@ -599,14 +587,14 @@ class TestUnderGunicorn:
                 assert frozen.pid in listed  # frozen: still counted, for as long as it lives
             finally:
                 os.kill(frozen.pid, signal.SIGKILL)
-            again = subject.flask("on", "--wait", "10")
+            again = subject.maintenance("on", "--wait", "10")
             assert again.returncode == 0, again.stderr
             assert frozen.name not in again.stdout + again.stderr
             assert frozen.pid not in [worker.pid for worker in subject.workers()]
 
     def test_two_servers_on_one_redis(self, tmp_path: Path, redis_server: RedisServer) -> None:
         subject = Subject(tmp_path / "site", check_interval=0.25, redis_url=redis_server.url)
-        with subject.gunicorn() as first, subject.gunicorn() as second, load(first, second):
+        with subject.serving() as first, subject.serving() as second, load(first, second):
             readonly_with_a_write_in_flight(subject, second, workers=4)
             assert {worker.state for worker in subject.workers()} == {"readonly"}
             assert first.post("/orders", "x") == 503 and second.post("/orders", "y") == 503
