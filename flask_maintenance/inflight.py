@@ -2,8 +2,9 @@
 
 :class:`CountUnsafeRequests` starts this process's heartbeat on its first request, and counts
 each unsafe request (anything but GET, HEAD and OPTIONS) with the app's
-:class:`~flask_maintenance.workers.Worker` for as long as the app works on it. The count starts
-before the state is read, so that no request that an earlier state let in goes uncounted.
+:class:`~flask_maintenance.workers.Worker` until the app returns its response: the view has
+run, and Flask has torn the request down (a body streamed after that is not counted). The count
+starts before the state is read, so that no request that an earlier state let in goes uncounted.
 
 The fast path is this layer (it subclasses it, deciding in ``_answer``); an app without the fast
 path gets the layer on its own, around ``app.wsgi_app``. For a safe request it costs one
