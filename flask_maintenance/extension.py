@@ -24,6 +24,7 @@ from .gate import Features, Gate
 from .guard import Guard
 from .hook import request_hook
 from .model import FEATURES_ATTRIBUTE, Schedule, State, features_of
+from .notify import Announcer
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
 
 logger = logging.getLogger("flask_maintenance")
@@ -83,7 +84,13 @@ class Maintenance:
             # Under the `flask` command: one line instead of the traceback of the app's import.
             raise ConfigurationCommandError(error, app.config) from None
         gate = Gate(
-            app, settings, backend, self._bypass_rules, self._features, on_change=_signal_changes(app)
+            app,
+            settings,
+            backend,
+            self._bypass_rules,
+            self._features,
+            on_change=_signal_changes(app),
+            announcer=Announcer(settings.webhooks),
         )
         self._gates[app] = gate
         app.extensions[EXTENSION_KEY] = self
@@ -241,6 +248,7 @@ class Maintenance:
         *,
         off_on_failure: bool = False,
         report: Callable[[str], None] | None = None,
+        secret: str | None = None,
         app: Flask | None = None,
     ) -> Iterator[State]:
         """Maintenance in at least ``mode`` around a block of a deploy script::
@@ -255,19 +263,31 @@ class Maintenance:
         stays safe while someone looks), unless ``off_on_failure``.
 
         :param report: called with one line each time the state is switched (default: logged).
+        :param secret: a bypass secret for the duration (the deploy's own checks pass with it,
+            in the bypass header); it is set even when the mode already on is strong enough.
         """
         gate = self._gate(app)
         say = report or logger.info
         before = gate.cache.read_now()
-        if before.active and rules.STRENGTH[before.mode or "full"] >= rules.STRENGTH[rules.mode(mode)]:
+        strong_enough = (
+            before.active and rules.STRENGTH[before.mode or "full"] >= rules.STRENGTH[rules.mode(mode)]
+        )
+        if strong_enough and secret is None:
             say(f"Maintenance is already on (mode {before.mode}); left as it is.")
             yield before
             return
         previous = gate.backend.read()
-        # Raising the mode keeps the window, so that admins' bypass cookies go on working.
-        _, lock = gate.writer.enable(mode, retry, message, ends_at)
+        # Raising the mode keeps the window, so that admins' bypass cookies go on working; only
+        # a secret starts a new one (given back with the rest at the end).
+        token_hash = None if secret is None else hash_token(secret)
+        if strong_enough:
+            _, lock = gate.writer.enable(token_hash=token_hash)
+        else:
+            _, lock = gate.writer.enable(mode, retry, message, ends_at, token_hash)
         state = self._fresh(gate)
-        if before.active:
+        if strong_enough:
+            say(f"Maintenance is already on (mode {before.mode}); a bypass secret is set for the duration.")
+        elif before.active:
             say(f"Maintenance raised from mode {before.mode} to {mode} for the duration.")
         else:
             say(f"Maintenance is on (mode {mode}) for the duration.")
