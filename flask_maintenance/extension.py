@@ -328,6 +328,15 @@ class Maintenance:
         """Whether maintenance is on, in any mode."""
         return self.status(app=app).active
 
+    def wait_for_notifications(self, timeout: float = 15.0, *, app: Flask | None = None) -> bool:
+        """Wait until the webhook notifications this process started are delivered or given up
+        (a process exiting waits by itself; this is for tests and long-running scripts).
+
+        :return: whether everything was settled within ``timeout`` seconds.
+        """
+        announcer = self._gate(app).announcer
+        return announcer is None or announcer.wait(timeout)
+
     def settings(self, *, app: Flask | None = None) -> config.Settings:
         """The app's ``MAINTENANCE_*`` config as validated by :meth:`init_app`."""
         return self._gate(app).settings

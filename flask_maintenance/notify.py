@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,9 +64,12 @@ class Announcer:
 
     def wait(self, timeout: float) -> bool:
         """Wait for every announcement under way (tests; a process about to exit)."""
+        deadline = time.monotonic() + timeout
         for thread in list(self._observers):
-            thread.join(timeout)
-        return self.webhooks.wait(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                return False
+        return self.webhooks.wait(max(0.0, deadline - time.monotonic()))
 
     def _announce_once(self, backend: Backend, claim: str, entry: Entry, state: State) -> None:
         try:
