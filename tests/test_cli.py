@@ -183,7 +183,10 @@ class TestOffAndStatus:
         assert "OFF" in result.stdout
         assert not lock_file.exists()
         # No plan, no temp file; the history of the switch stays.
-        assert sorted(os.listdir(lock_file.parent)) == [f"{lock_file.name}.flock", f"{lock_file.name}.history"]
+        assert sorted(os.listdir(lock_file.parent)) == [
+            f"{lock_file.name}.flock",
+            f"{lock_file.name}.history",
+        ]
         assert app.test_client().get("/").status_code == 200
         assert_ok(invoke(app, "off"))  # already off: not an error
 
