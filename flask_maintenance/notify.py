@@ -56,9 +56,9 @@ class Announcer:
         if entry is None:
             return
         claim = f"{entry.event} {format_instant(entry.starts_at or entry.at)}"
-        thread = threading.Thread(
-            target=self._announce_once, args=(backend, claim, entry, current), daemon=True
-        )
+        # Not a daemon: a `flask` command that saw it must not exit between the claim and the
+        # history (its wait is bounded by the backend's own timeouts).
+        thread = threading.Thread(target=self._announce_once, args=(backend, claim, entry, current))
         self._observers = [*(t for t in self._observers if t.is_alive()), thread]
         thread.start()
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -272,3 +275,56 @@ def test_the_refused_port_is_really_closed() -> None:
     """The "down" receiver above relies on a free port refusing connections."""
     with pytest.raises(OSError), socket.create_connection((HOST, free_port()), timeout=TIMEOUT):
         pass
+
+
+CLI_APP = """
+import os
+
+from flask import Flask
+from flask_maintenance import Maintenance
+
+app = Flask(__name__, instance_path=os.environ["SUBJECT_INSTANCE"])
+app.config["MAINTENANCE_WEBHOOKS"] = os.environ["SUBJECT_WEBHOOKS"]
+Maintenance(app)
+"""
+
+
+@pytest.mark.slow
+class TestFromTheCommandLine:
+    """A `flask` command delivers before it exits, and a dead receiver does not keep it."""
+
+    def flask(self, tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "hooked_app.py").write_text(CLI_APP)
+        env = {
+            **os.environ,
+            "FLASK_APP": "hooked_app",
+            "PYTHONPATH": str(tmp_path),
+            "SUBJECT_INSTANCE": str(tmp_path / "instance"),
+            "SUBJECT_WEBHOOKS": url,
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "flask", "maintenance", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT * 2,
+        )
+
+    def test_delivered_before_the_command_exits(self, tmp_path: Path, receiver: Receiver) -> None:
+        receiver.hold_seconds = 1.0  # answers after a second: the command waits for it
+        result = self.flask(tmp_path, receiver.url, "on", "--message", "From the shell")
+        assert result.returncode == 0, result.stderr
+        assert receiver.events() == ["on"]
+        assert receiver.received[0]["text"].endswith(
+            "(by " + receiver.received[0]["history"]["who"] + ", from cli)"
+        )
+        result = self.flask(tmp_path, receiver.url, "off")
+        assert result.returncode == 0 and receiver.events() == ["on", "off"]
+
+    def test_a_dead_receiver_never_fails_the_command(self, tmp_path: Path) -> None:
+        result = self.flask(tmp_path, f"http://{HOST}:{free_port()}/hook", "on")
+        assert result.returncode == 0
+        assert "Maintenance is ON" in result.stdout
+        assert "notification not delivered after 4 attempts" in result.stderr
+        assert (tmp_path / "instance" / "maintenance.lock").exists()
