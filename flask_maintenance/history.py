@@ -127,7 +127,8 @@ class Entry:
 
 def who_am_i(user: str | None) -> str:
     """``user@host`` for the process making a change."""
-    return f"{user or '?'}@{socket.gethostname()}"
+    # encodable: a user name from a non-UTF-8 environment carries lone surrogates.
+    return encodable(f"{user or '?'}@{socket.gethostname()}")
 
 
 def _instant(moment: datetime | None) -> str | None:

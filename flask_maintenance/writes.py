@@ -15,6 +15,7 @@ neither makes a write slower or less atomic, and neither can fail it.
 from __future__ import annotations
 
 import getpass
+import logging
 import secrets
 import socket
 from dataclasses import replace
@@ -30,6 +31,8 @@ from .errors import ConfigurationError, MaintenanceError
 from .history import Entry, who_am_i
 from .model import NO_FEATURES, OFF, Feature, Plan, Schedule, State, resolve
 from .notify import Announcer
+
+logger = logging.getLogger("flask_maintenance")
 
 #: The stored (lock, plan) before and after one update.
 Pairs = tuple[tuple[Raw, Raw], tuple[Raw, Raw]]
@@ -260,7 +263,10 @@ class Writer:
         # Under a Click command (the `flask` command, or a test's CLI runner): the command line.
         origin = "cli" if click.get_current_context(silent=True) is not None else "python"
         entry = Entry(at=self._now(), event=event, who=who_am_i(_user()), origin=origin, **fields)
-        self.announcer.announce(self.backend, entry, state)
+        try:
+            self.announcer.announce(self.backend, entry, state)
+        except Exception:  # the change is written: telling of it must never look like it failed
+            logger.warning("the maintenance change was made but not recorded or announced", exc_info=True)
 
     def _tell_lock(self, pairs: Pairs | None) -> None:
         """Tell of a lock put back as it was (``enabled``, ``window``, ``run``)."""

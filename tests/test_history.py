@@ -98,6 +98,13 @@ class TestRecorded:
             pass
         assert [entry["event"] for entry in entries(app)] == ["on", "off", "on", "off"]
 
+    def test_a_user_name_that_is_not_utf_8(
+        self, app: Flask, maintenance: Maintenance, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("LOGNAME", "caf\udce9")  # a Latin-1 name in a UTF-8 locale
+        assert maintenance.enable(app=app).active
+        assert entries(app)[0]["who"].startswith("caf?@")
+
     def test_the_bypass_secret_is_never_recorded(self, app: Flask, maintenance: Maintenance) -> None:
         maintenance.enable(secret="a-very-secret-token", app=app)
         text = history_file(app).read_text()
