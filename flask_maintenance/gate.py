@@ -174,8 +174,8 @@ class Gate:
         """Decide a request from its environ (as the app sees it) and the state.
 
         Cheap checks first: nothing to do; allowed paths and CORS preflights; what the mode
-        lets through; allowed addresses and a valid bypass cookie (both decidable without the
-        app); features named by URL prefix; then what needs the app (bypass rules, the features
+        lets through; allowed addresses, a valid bypass cookie and the bypass header (all
+        decidable without the app); features named by URL prefix; then what needs the app (bypass rules, the features
         of the view, a custom page, signal receivers, the app's CORS headers).
         """
         if state.idle:
