@@ -19,6 +19,7 @@ from flask import Flask
 
 from . import rules
 from .errors import ConfigurationError
+from .responses import MARKER_HEADER
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -129,7 +130,9 @@ def _networks(value: Any, key: str) -> tuple[IPNetwork, ...]:
 
 
 # Headers every maintenance answer sets itself: configuring them would contradict the answer.
-_OWN_HEADERS = frozenset({"content-type", "content-length", "retry-after", "cache-control"})
+_OWN_HEADERS = frozenset(
+    {"content-type", "content-length", "retry-after", "cache-control", MARKER_HEADER.lower()}
+)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
@@ -159,6 +162,15 @@ def _latin1(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _protection(value: Any, key: str) -> bool | str:
+    if isinstance(value, str) and value.strip().lower() == "log":
+        return "log"
+    try:
+        return _flag(value, key)
+    except ConfigurationError:
+        raise ConfigurationError(f'{key} must be True, False or "log", not {value!r}') from None
 
 
 def _webhooks(value: Any, key: str) -> tuple[str, ...]:
@@ -295,7 +307,7 @@ KEYS: tuple[Key, ...] = (
         "a dict of header names to values",
         "Extra headers on every maintenance answer, from the fast path and the app alike "
         "(``Strict-Transport-Security``, say). The answer's own ``Content-Type``, "
-        "``Retry-After`` and ``Cache-Control`` cannot be replaced.",
+        "``Retry-After``, ``Cache-Control`` and ``X-Maintenance`` cannot be replaced.",
         shown_default="``{}``",
     ),
     Key(
@@ -339,6 +351,16 @@ KEYS: tuple[Key, ...] = (
         "modes",
         "The modes in which the app's commands, guarded functions and cron lines are refused "
         "(``banner`` never blocks).",
+    ),
+    Key(
+        "MAINTENANCE_PROTECT_DATABASE",
+        "protect_database",
+        False,
+        _protection,
+        '``True``, ``False`` or ``"log"``',
+        "``True``: while maintenance is on in ``readonly`` or ``full``, the app's Flask-SQLAlchemy "
+        'database is read-only at the database (see :doc:`database`). ``"log"``: a dry run that '
+        "lets writes through and logs each one, for ``flask maintenance report-writes``.",
     ),
     Key(
         "MAINTENANCE_WEBHOOKS",
@@ -388,6 +410,7 @@ class Settings:
     fast_path: bool
     cli_exempt: frozenset[str]
     cli_block_modes: frozenset[str]
+    protect_database: bool | str
     webhooks: tuple[str, ...]
     bypass_header: str
 
