@@ -27,7 +27,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 
 from support import table
 
@@ -133,10 +132,7 @@ def _child(variant: str, lock: str, requests: int, loop: str | None) -> None:
     # time, so its thread (started by the first request) ends before the counted ones.
     gate = getattr(app.wsgi_app, "gate", None)
     if gate is not None:
-        gate.worker.stop()
-        for thread in threading.enumerate():
-            if thread.name == "flask-maintenance-heartbeat":
-                thread.join()
+        gate.worker.stop()  # and waits for its thread to end
     if loop is None:
         for _ in range(requests):
             call()

@@ -69,6 +69,8 @@ EXPIRES_AFTER = 3
 FORGET_AFTER = 3600.0
 #: What a heartbeat says while the state is off.
 OFF = "off"
+#: How long stopping waits for a heartbeat being written (seconds).
+STOP_TIMEOUT = 2.0
 
 
 class Work:
@@ -249,6 +251,7 @@ class Worker:
         self._store: tuple[Backend, Heartbeats | None] | None = None
         self._warned: str | None = None
         self._running = False
+        self._thread: threading.Thread | None = None
 
     # -- counting --------------------------------------------------------------------------
 
@@ -299,20 +302,23 @@ class Worker:
                 return
             self._running = True
         _publishing.add(self)
-        thread = threading.Thread(
+        self._thread = threading.Thread(
             target=_beat,
             args=(weakref.ref(self), self._stop),
             name="flask-maintenance-heartbeat",
             daemon=True,
         )
-        thread.start()
+        self._thread.start()
 
     def stop(self) -> None:
         """Stop publishing and remove this process's record (:meth:`start` starts again)."""
         with self._lock:
             self._stop.set()
             self._stop, self._running = threading.Event(), False
+            thread, self._thread = self._thread, None
         _publishing.discard(self)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=STOP_TIMEOUT)  # a heartbeat being written must not outlive the removal
         published, self._published = self._published, None
         if published is not None:
             self._remove(*published)
@@ -410,8 +416,10 @@ def _exists_here(heartbeat: Heartbeat) -> bool:
     return True
 
 
-def _at_exit() -> None:
-    """A clean exit removes the records (a killed process's expire)."""
+def stop_all() -> None:
+    """Stop every heartbeat of this process and remove its records: what a clean exit does (a
+    killed process's records expire), and what a test suite does after each test whose app
+    served requests without ``TESTING``."""
     for worker in list(_publishing):
         worker.stop()
 
@@ -425,5 +433,5 @@ def _after_fork() -> None:
     _publishing.clear()
 
 
-atexit.register(_at_exit)
+atexit.register(stop_all)
 os.register_at_fork(after_in_child=_after_fork)
