@@ -46,10 +46,11 @@ if TYPE_CHECKING:
 
 #: ``Connection.info`` keys (the info lives as long as the DBAPI connection): the state that made
 #: the current transaction read-only; the state during which its writes are logged (dry run);
-#: whether SQLite's ``query_only`` is on.
+#: whether SQLite's ``query_only`` is on; whether PostgreSQL's session default is read-only.
 READ_ONLY_KEY = "flask_maintenance.read_only"
 WATCH_KEY = "flask_maintenance.watch"
 QUERY_ONLY_KEY = "flask_maintenance.query_only"
+SESSION_READ_ONLY_KEY = "flask_maintenance.session_read_only"
 INSTALL_HINT = 'pip install "flask-maintenance-mode[sqlalchemy]"'
 
 _writable: ContextVar[bool] = ContextVar("flask_maintenance_writable", default=False)
@@ -90,9 +91,20 @@ def _run(conn: Connection, sql: str) -> None:
 
 
 def _postgresql(conn: Connection, read_only: bool) -> None:
-    if read_only:
+    info = conn.info
+    if getattr(conn.connection.dbapi_connection, "autocommit", False):
+        # Each statement is a transaction of its own, which SET TRANSACTION cannot reach (the
+        # server only warns): switch the session's default instead, committed at once.
+        if info.get(SESSION_READ_ONLY_KEY, False) != read_only:
+            _run(conn, f"SET default_transaction_read_only = {'on' if read_only else 'off'}")
+            info[SESSION_READ_ONLY_KEY] = read_only
+    elif read_only:
         # psycopg opens the transaction with this statement; it applies to that transaction only.
         _run(conn, "SET TRANSACTION READ ONLY")
+    elif info.get(SESSION_READ_ONLY_KEY, False):
+        # A session left read-only by autocommit use: writable for this transaction. (Resetting
+        # the default here would be undone if the transaction rolls back.)
+        _run(conn, "SET TRANSACTION READ WRITE")
 
 
 def _sqlite(conn: Connection, read_only: bool) -> None:

@@ -239,6 +239,30 @@ class TestPythonCode:
             assert connection.connection.dbapi_connection is raw
         assert rows(database_url) == 3
 
+    def test_an_autocommit_connection_is_read_only_too_and_writable_after(
+        self, make_db_app: DbApp, database_url: str
+    ) -> None:
+        app = make_db_app()
+        maintenance = maintenance_of(app)
+        with app.app_context():
+            engine = db.engine
+        maintenance.enable(mode="readonly", app=app)
+        # Each statement is its own transaction: the database must refuse it all the same.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            raw = connection.connection.dbapi_connection
+            with pytest.raises(MaintenanceActive):
+                connection.execute(insert(Visit).values(page="autocommit"))
+        assert rows(database_url) == 0
+
+        maintenance.disable(app=app)
+        # The same pooled connection, back in transactions, then in autocommit again.
+        with engine.begin() as connection:
+            assert connection.connection.dbapi_connection is raw
+            connection.execute(insert(Visit).values(page="after"))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(insert(Visit).values(page="after, autocommit"))
+        assert rows(database_url) == 2
+
     def test_a_plain_engine_is_protected_too(self, tmp_path: Path, database_url: str) -> None:
         app = Flask(__name__, instance_path=str(tmp_path / "instance"))
         app.config["MAINTENANCE_CHECK_INTERVAL"] = 0
