@@ -490,6 +490,20 @@ class TestDryRun:
         assert "\x1b" not in report.stdout and "\r" not in report.stdout
         assert all(len(line) < 1200 for line in lines)
 
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the database plays no part
+    def test_a_deeply_nested_report_neither_fails_the_write_nor_the_command(
+        self, make_db_app: DbApp, database_url: str, tmp_path: Path
+    ) -> None:
+        app = make_db_app(MAINTENANCE_PROTECT_DATABASE="log")
+        document = FileBackend(str(tmp_path / "maintenance.lock")).sibling("writes")
+        document.write(b"[" * 60_000)  # within the size bound, deeper than json can recurse
+        maintenance_of(app).enable(mode="readonly", app=app)
+        assert app.test_client().get("/").status_code == 200
+        assert rows(database_url) == 1
+        report = cli(app, "maintenance", "report-writes")
+        assert report.exit_code == 0, report.output
+        assert "1 write seen during maintenance:" in report.stdout
+
 
 def _line_of(fragment: str, path: Path = HERE / "database_app.py", after: str | None = None) -> int:
     """The number of the first line of ``path`` holding ``fragment`` (after a line holding ``after``)."""
