@@ -162,6 +162,17 @@ class Protection:
         self._app = weakref.ref(app)
         if not self.dry_run:
             app.register_error_handler(WriteRefused, self.answer)
+            # A write refused in an after_request function (the view has answered) never reaches
+            # error handlers: Flask's handle_exception would answer it with a 500. Only that error
+            # is answered here; every other one goes on to the app's (or another wrapper's).
+            handle_exception = app.handle_exception
+
+            def answer_late(error: Exception) -> Response:
+                if isinstance(error, WriteRefused):
+                    return app.finalize_request(self.answer(error), from_error_handler=True)
+                return handle_exception(error)
+
+            app.handle_exception = answer_late  # type: ignore[method-assign,assignment]
 
     def refusing_state(self) -> State | None:
         """The state that makes a transaction beginning now read-only, or ``None``.

@@ -21,7 +21,7 @@ from database_app import Visit, create_app, db
 from database_servers import DatabaseServer, Postgres
 from database_servers import mariadb as mariadb  # the session's servers
 from database_servers import postgres as postgres
-from flask import Flask
+from flask import Flask, request
 from servers import FLASK, RedisServer
 from servers import redis_server as redis_server
 from sqlalchemy import create_engine, func, insert, select, text
@@ -128,6 +128,28 @@ class TestRequests:
         response = app.test_client().get("/admin/fix")
         assert (response.status_code, response.text) == (200, "fixed")
         assert rows(database_url) == 1
+
+    def test_a_write_after_the_view_gets_the_503_too(self, make_db_app: DbApp, database_url: str) -> None:
+        app = make_db_app()
+
+        @app.after_request
+        def audit(response: Any) -> Any:  # an audit row written once the view has answered
+            if "boom" in request.args:
+                raise RuntimeError("the app's own error")
+            if request.path == "/visits/count":
+                db.session.add(Visit(page="audit"))
+                db.session.commit()
+            return response
+
+        maintenance_of(app).enable(mode="readonly", retry=30, app=app)
+        page = app.test_client().get("/visits/count")
+        assert page.status_code == 503
+        assert (page.headers["Retry-After"], page.mimetype) == ("30", "text/html")
+        api = app.test_client().get("/visits/count", headers={"Accept": "application/json"})
+        assert (api.status_code, api.mimetype) == (503, "application/problem+json")
+        assert rows(database_url) == 0
+        # The app's other errors there are still its own 500.
+        assert app.test_client().get("/?boom=1").status_code == 500
 
     @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the database plays no part
     def test_banner_mode_leaves_writes_alone(self, make_db_app: DbApp, database_url: str) -> None:
