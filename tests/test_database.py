@@ -285,6 +285,29 @@ class TestPythonCode:
             connection.execute(insert(Visit).values(page="after, autocommit"))
         assert rows(database_url) == 2
 
+    @pytest.mark.parametrize("database_url", ["postgres", "mariadb"], indirect=True)  # no 2PC in SQLite
+    def test_a_two_phase_transaction_is_read_only_too_and_writable_after(
+        self, make_db_app: DbApp, database_url: str
+    ) -> None:
+        app = make_db_app()
+        maintenance = maintenance_of(app)
+        with app.app_context():
+            engine = db.engine
+        maintenance.enable(mode="readonly", app=app)
+        with engine.connect() as connection:
+            transaction = connection.begin_twophase()
+            with pytest.raises(MaintenanceActive):
+                connection.execute(insert(Visit).values(page="two-phase"))
+            transaction.rollback()
+
+            maintenance.disable(app=app)
+            with connection.begin():
+                connection.execute(insert(Visit).values(page="after"))
+            transaction = connection.begin_twophase()
+            connection.execute(insert(Visit).values(page="two-phase, after"))  # accepted
+            transaction.rollback()  # (preparing it needs max_prepared_transactions)
+        assert rows(database_url) == 1
+
     def test_a_plain_engine_is_protected_too(self, tmp_path: Path, database_url: str) -> None:
         app = Flask(__name__, instance_path=str(tmp_path / "instance"))
         app.config["MAINTENANCE_CHECK_INTERVAL"] = 0
