@@ -440,9 +440,20 @@ class _CommandFailed(Exception):
     default=True,
     help="When COMMAND fails, leave maintenance on (default) or give back the state there was.",
 )
+@click.option(
+    "--secret",
+    is_flag=True,
+    help="Give COMMAND a bypass secret for this window: MAINTENANCE_BYPASS_TOKEN, to send in the "
+    "header MAINTENANCE_BYPASS_HEADER names.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def maintenance_run(
-    mode: str, retry: int | None, message: str | None, keep_on_failure: bool, command: tuple[str, ...]
+    mode: str,
+    retry: int | None,
+    message: str | None,
+    keep_on_failure: bool,
+    secret: bool,
+    command: tuple[str, ...],
 ) -> None:
     """Hold maintenance in at least MODE while COMMAND runs; exit with its status.
 
@@ -457,11 +468,26 @@ def maintenance_run(
         click.echo(line, err=True)
 
     status = 0
+    token = new_token() if secret else None
+    # Only the command gets the secret: it is never printed, logged or stored (only its hash).
+    bypass = (
+        {}
+        if token is None
+        else {
+            "MAINTENANCE_BYPASS_TOKEN": token,
+            "MAINTENANCE_BYPASS_HEADER": _extension().settings().bypass_header,
+        }
+    )
     try:
         with _extension().window(
-            mode=mode, retry=retry, message=message, off_on_failure=not keep_on_failure, report=report
+            mode=mode,
+            retry=retry,
+            message=message,
+            off_on_failure=not keep_on_failure,
+            report=report,
+            secret=token,
         ):
-            status, started = _run_passing_signals(list(command))
+            status, started = _run_passing_signals(list(command), bypass)
             if started:
                 report(f"Command exited with {status}.")
             if started and status != 0:  # one that never started changed nothing to guard
@@ -473,14 +499,14 @@ def maintenance_run(
     raise SystemExit(status)
 
 
-def _run_passing_signals(command: list[str]) -> tuple[int, bool]:
+def _run_passing_signals(command: list[str], extra_env: Mapping[str, str]) -> tuple[int, bool]:
     """Run ``command`` (never itself refused); return its exit status, shell style, and whether
     it started at all (a command that cannot be found or executed gets 127 or 126, as in a shell).
 
     Ctrl-C reaches the command through the terminal's process group; SIGTERM sent to us is
     passed on. Either way we wait for the command so that the state is settled afterwards.
     """
-    env = {**os.environ, FORCE_ENV: "1"}
+    env = {**os.environ, **extra_env, FORCE_ENV: "1"}
     try:
         child = subprocess.Popen(command, env=env)
     except OSError as error:
@@ -644,6 +670,37 @@ def _exempt(ctx: click.Context, path: tuple[str, ...], exempt_names: frozenset[s
     return any(" ".join(path[: i + 1]) in exempt_names for i in range(len(path)))
 
 
+@maintenance_group.command("history")
+@click.option(
+    "--limit", type=click.IntRange(1, 10000), default=20, show_default=True, help="How many entries."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def maintenance_history(limit: int, as_json: bool) -> None:
+    """Show the last transitions, oldest first: when, what, who and from where."""
+    from .history import Entry
+
+    try:
+        lines = _extension().backend().read_history(limit)
+    except MaintenanceError as error:
+        raise MaintenanceCommandError(str(error)) from None
+    entries = [Entry.parse(line) for line in lines]
+    for entry in entries:
+        if entry is None:
+            continue
+        if as_json:
+            click.echo(json.dumps(entry.to_dict()))
+        else:
+            # Printable only: whoever wrote the history file may have put terminal escapes in it.
+            text = "".join(c if c.isprintable() else "?" for c in entry.describe())
+            who = "".join(c if c.isprintable() else "?" for c in f"{entry.who} ({entry.origin})")
+            click.echo(f"{format_instant(entry.at)}  {entry.event:<11}  {who}  {text}")
+    skipped = entries.count(None)
+    if skipped:
+        click.echo(f"warning: {skipped} damaged history entries skipped", err=True)
+    if not entries and not as_json:
+        click.echo("No history yet")
+
+
 # -- maintenance at the proxy ----------------------------------------------------------------
 
 
@@ -657,13 +714,10 @@ def maintenance_render_page(path: str) -> None:
     """
     from . import proxy
 
-    settings = _extension().settings()
-    body = proxy.page_body(
-        _extension().status(),
-        retry_after=settings.retry_after,
-        status_path=_root() + settings.status_path,
-        now=times.utcnow(),
+    answer = proxy.static_answer(
+        _extension().status(), _extension().settings(), as_json=False, root=_root(), now=times.utcnow()
     )
+    body = answer.body
     target = os.path.abspath(path)
     try:
         FileBackend(target).write(body)  # atomic and 0644: nginx never serves half a page
@@ -724,6 +778,97 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
         )
     else:
         _warn_unsearchable(page, "read the page")
+
+
+def _address(any_host: bool) -> Checked:
+    from .haproxy import address
+
+    return Checked(lambda value, label: address(value, label, any_host=any_host), "HOST:PORT")
+
+
+@maintenance_group.command("haproxy-config")
+@click.option(
+    "--bind", required=True, type=_address(True), metavar="ADDR:PORT", help="Where HAProxy listens."
+)
+@click.option(
+    "--server",
+    "servers",
+    required=True,
+    multiple=True,
+    type=_address(False),
+    metavar="HOST:PORT",
+    help="An app server (repeat for each one).",
+)
+@click.option(
+    "--page",
+    metavar="PATH",
+    help="Write the page here and the problem JSON beside it (PATH-problem), as HAProxy's "
+    "errorfile reads them. Default: maintenance.http in the instance folder, not written.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 60),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between health checks: how long HAProxy takes to see a change.",
+)
+def maintenance_haproxy_config(
+    bind: Any, servers: tuple[Any, ...], page: str | None, interval: float
+) -> None:
+    """Print a complete HAProxy (2.6+) configuration in front of the app servers.
+
+    HAProxy checks each server on <status path>/ready: while maintenance is on (mode full, any
+    backend) or every server is dead, it answers 503 itself with the page or problem JSON, and
+    still lets through what the app lets through. With --page, also write those two files.
+    """
+    from . import haproxy, proxy
+
+    settings = _extension().settings()
+    root = _root()
+    target = os.path.abspath(page or os.path.join(current_app.instance_path, "maintenance.http"))
+    problem = haproxy.problem_path(target)
+    try:
+        text = haproxy.configuration(
+            bind=bind,
+            servers=servers,
+            page=target,
+            problem=problem,
+            status_path=root + settings.status_path,
+            api_prefixes=[root + prefix for prefix in settings.api_prefixes],
+            open_paths=[root + path for path in (*settings.allowed_paths, settings.status_path)],
+            allowed_networks=settings.allowed_networks,
+            bypass_cookie=settings.bypass_cookie,
+            interval=interval,
+            command=" ".join(
+                [
+                    f"flask maintenance haproxy-config --bind {bind}",
+                    *(f"--server {server}" for server in servers),
+                    f"--page {target}",
+                ]
+            ),
+        )
+        files = {}
+        if page is not None:
+            state, now = _extension().status(), times.utcnow()
+            for path, as_json in ((target, False), (problem, True)):
+                answer = proxy.static_answer(state, settings, as_json=as_json, root=root, now=now)
+                files[path] = haproxy.http_file(answer)
+    except ConfigurationError as error:
+        raise MaintenanceCommandError(str(error)) from None
+    for path, data in files.items():
+        try:
+            FileBackend(path).write(data)  # atomic and 0644: HAProxy never reads half a file
+        except MaintenanceError as error:
+            reason = getattr(error.__cause__, "strerror", None) or error
+            raise MaintenanceCommandError(f"cannot write {path}: {reason}") from None
+        click.echo(f"Wrote {path}", err=True)
+    click.echo(text, nl=False)
+    if page is None and not os.path.exists(target):
+        click.echo(
+            f"warning: {target} does not exist yet: run again with --page {target} to write the answers",
+            err=True,
+        )
 
 
 @maintenance_group.command("edge-worker")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -116,6 +117,26 @@ def _status_path(value: Any, key: str) -> str:
     return path
 
 
+#: At most this many recovery checks: the page sends them all at once, every few seconds.
+MAX_RECOVERY_CHECKS = 8
+_SAME_SITE_PATH = re.compile(r"/(?!/)[!#-~]{0,511}")
+
+
+def _recovery_checks(value: Any, key: str) -> tuple[str, ...]:
+    checks = _names(value, key)
+    if len(checks) > MAX_RECOVERY_CHECKS:
+        raise ConfigurationError(f"{key} takes at most {MAX_RECOVERY_CHECKS} URLs, not {len(checks)}")
+    for check in checks:
+        # A path on this site only: the page's Content-Security-Policy allows nothing else, and
+        # printable ASCII without spaces or quotes so it travels in one HTML attribute.
+        if not _SAME_SITE_PATH.fullmatch(check) or "\\" in check:
+            raise ConfigurationError(
+                f"{key}: {check!r} must be a path on this site, such as '/healthz' (no host, "
+                "spaces or backslashes, at most 512 characters)"
+            )
+    return checks
+
+
 def _networks(value: Any, key: str) -> tuple[IPNetwork, ...]:
     networks = []
     for entry in _names(value, key):
@@ -170,6 +191,22 @@ def _protection(value: Any, key: str) -> bool | str:
         return _flag(value, key)
     except ConfigurationError:
         raise ConfigurationError(f'{key} must be True, False or "log", not {value!r}') from None
+
+
+def _webhooks(value: Any, key: str) -> tuple[str, ...]:
+    urls = _names(value, key)
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c in url for c in " \r\n\t"):
+            raise ConfigurationError(f"{key}: {url!r} is not an http:// or https:// URL")
+    return urls
+
+
+def _header_name(value: Any, key: str) -> str:
+    name = _text(value, key)
+    if not _HEADER_NAME.fullmatch(name):
+        raise ConfigurationError(f"{key}: {name!r} is not a header name")
+    return name
 
 
 def _modes(value: Any, key: str) -> frozenset[str]:
@@ -265,6 +302,19 @@ KEYS: tuple[Key, ...] = (
         "under it (``<path>/bypass/<token>``).",
     ),
     Key(
+        "MAINTENANCE_RECOVERY_CHECKS",
+        "recovery_checks",
+        (),
+        _recovery_checks,
+        f"up to {MAX_RECOVERY_CHECKS} paths on the site",
+        "URLs such as ``/healthz`` or ``/api/healthz`` that must all answer 2xx, besides the status "
+        "path saying maintenance is over, before the page reloads itself. The page asks them all at "
+        "once, and reloads with a cache-busting ``v=<timestamp>`` parameter. They are paths on the "
+        "site, not under the app's prefix. The static pages of ``render-page``, ``nginx-config`` and "
+        "``haproxy-config`` check them too.",
+        shown_default="none: the status path only",
+    ),
+    Key(
         "MAINTENANCE_STATUS_CORS",
         "status_cors",
         (),
@@ -345,6 +395,25 @@ KEYS: tuple[Key, ...] = (
         'database is read-only at the database (see :doc:`database`). ``"log"``: a dry run that '
         "lets writes through and logs each one, for ``flask maintenance report-writes``.",
     ),
+    Key(
+        "MAINTENANCE_WEBHOOKS",
+        "webhooks",
+        (),
+        _webhooks,
+        "``http(s)://`` URLs",
+        "Each transition is POSTed to these as JSON (``event``, the public ``status`` and a "
+        "``text`` for chat services), from the process that made it, in the background "
+        "(see :doc:`notifications`).",
+    ),
+    Key(
+        "MAINTENANCE_BYPASS_HEADER",
+        "bypass_header",
+        "X-Maintenance-Bypass",
+        _header_name,
+        "a header name",
+        "Requests carrying the window's bypass secret in this header pass (a deploy's verify "
+        "step: ``flask maintenance run --secret``).",
+    ),
 )
 
 
@@ -366,6 +435,7 @@ class Settings:
     allowed_paths: tuple[str, ...]
     check_interval: float
     status_path: str
+    recovery_checks: tuple[str, ...]
     status_cors: frozenset[str]
     template: str | None
     response_headers: Mapping[str, str]
@@ -375,6 +445,8 @@ class Settings:
     cli_exempt: frozenset[str]
     cli_block_modes: frozenset[str]
     protect_database: bool | str
+    webhooks: tuple[str, ...]
+    bypass_header: str
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
