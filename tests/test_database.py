@@ -24,7 +24,7 @@ from database_servers import postgres as postgres
 from flask import Flask, request
 from servers import FLASK, RedisServer
 from servers import redis_server as redis_server
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy.pool import NullPool
 
 from flask_maintenance import ConfigurationError, Maintenance, MaintenanceActive
@@ -79,6 +79,16 @@ def rows(url: str) -> int:
 def maintenance_of(app: Flask) -> Maintenance:
     extension: Maintenance = app.extensions["maintenance"]
     return extension
+
+
+def readonly_engine(make_db_app: DbApp) -> tuple[Flask, Maintenance, Engine]:
+    """A new app in readonly, its extension, and its engine (to use outside the app)."""
+    app = make_db_app()
+    maintenance = maintenance_of(app)
+    with app.app_context():
+        engine: Engine = db.engine
+    maintenance.enable(mode="readonly", app=app)
+    return app, maintenance, engine
 
 
 def cli(app: Flask, *args: str) -> Result:
@@ -264,11 +274,7 @@ class TestPythonCode:
     def test_an_autocommit_connection_is_read_only_too_and_writable_after(
         self, make_db_app: DbApp, database_url: str
     ) -> None:
-        app = make_db_app()
-        maintenance = maintenance_of(app)
-        with app.app_context():
-            engine = db.engine
-        maintenance.enable(mode="readonly", app=app)
+        app, maintenance, engine = readonly_engine(make_db_app)
         # Each statement is its own transaction: the database must refuse it all the same.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             raw = connection.connection.dbapi_connection
@@ -289,11 +295,7 @@ class TestPythonCode:
     def test_a_two_phase_transaction_is_read_only_too_and_writable_after(
         self, make_db_app: DbApp, database_url: str
     ) -> None:
-        app = make_db_app()
-        maintenance = maintenance_of(app)
-        with app.app_context():
-            engine = db.engine
-        maintenance.enable(mode="readonly", app=app)
+        app, maintenance, engine = readonly_engine(make_db_app)
         with engine.connect() as connection:
             transaction = connection.begin_twophase()
             with pytest.raises(MaintenanceActive):
