@@ -260,6 +260,17 @@ class TestWait:
         assert "waiting: workers switched 0/1, writes in flight 0" in result.stderr  # not a terminal
         assert ext(served).status(app=served, fresh=True).mode == "readonly"
 
+    def test_an_idle_worker_heard_from_before_the_switch_has_not_switched(self, served: Flask) -> None:
+        # Its interval had run out when it published, but a request may have read the state
+        # since (before the switch), and enforces that one for a whole interval.
+        idle = Heartbeat(
+            OTHER_HOST, 4242, "web", "off", current_version(served), datetime.now(timezone.utc), 0, 60.0, True
+        )
+        plant(served, "other", idle.to_json(), age=1.0)
+        result = cli(served, "on", "--mode", "readonly", "--wait", "0")
+        assert result.exit_code == 1, result.output
+        assert f"{OTHER_HOST}:4242 still enforced an earlier state (off)" in result.stderr
+
     def test_writes_from_before_keep_it_waiting(self, served: Flask) -> None:
         assert cli(served, "on", "--mode", "readonly").exit_code == 0
         plant(served, "other", heartbeat(current_version(served), state="readonly", writes=2))
