@@ -34,6 +34,13 @@ class MaintenanceCommandError(click.ClickException):
     """An operator error: one line on stderr, no traceback, exit status 1."""
 
 
+class Interrupted(MaintenanceCommandError):
+    """Ctrl-C while waiting: the state stays as written; exit status 130, as a shell reports
+    SIGINT, so that a script tells it from a wait that timed out (1)."""
+
+    exit_code = 130
+
+
 class BadInput(MaintenanceCommandError):
     """Invalid options: nothing was changed; exit status 2, like Click's usage errors."""
 
@@ -296,16 +303,23 @@ def maintenance_off(feature: str | None, wait_seconds: int | None) -> None:
         _wait_or_fail(wait_seconds, state, "maintenance is OFF all the same")
 
 
-def _wait_for_workers(seconds: int, state: State, say: Callable[[str], None] = click.echo) -> str | None:
-    """``--wait``: what remains after ``seconds``, or ``None`` once every worker is done."""
+def _wait_for_workers(
+    seconds: int, state: State, afterwards: str, say: Callable[[str], None] = click.echo
+) -> str | None:
+    """``--wait``: what remains after ``seconds``, or ``None`` once every worker is done.
+
+    :param afterwards: what stands once the wait is given up (said after Ctrl-C too).
+    """
     try:
         return drain.wait_in_terminal(_extension().backend(), seconds, state, say)
     except MaintenanceError as error:
         raise _operator_error(error) from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while waiting for the workers; {afterwards}") from None
 
 
 def _wait_or_fail(seconds: int, state: State, afterwards: str) -> None:
-    problem = _wait_for_workers(seconds, state)
+    problem = _wait_for_workers(seconds, state, afterwards)
     if problem is not None:
         raise MaintenanceCommandError(f"{problem}; {afterwards}")
 
@@ -546,11 +560,12 @@ def maintenance_run(
             report=report,
             secret=token,
         ) as state:
-            problem = None if no_wait else _wait_for_workers(wait_seconds, state, report)
+            not_started = f"{command[0]} did not start"
+            problem = None if no_wait else _wait_for_workers(wait_seconds, state, not_started, report)
             if problem is None:
                 status, started = _run_passing_signals(list(command), bypass)
             else:
-                report(f"Error: {problem}; {command[0]} did not start.")
+                report(f"Error: {problem}; {not_started}.")
                 status, started = 1, False
             if started:
                 report(f"Command exited with {status}.")

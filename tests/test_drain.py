@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import FLASK, TIMEOUT, make_project
 from conftest import AppFactory
 from flask import Flask, request
 from servers import (  # noqa: F401 (fixtures)
@@ -313,6 +314,33 @@ class TestWait:
         result = cli(served, "run", "--mode", "readonly", "--no-wait", "--", *command)
         assert result.exit_code == 0, result.output
         assert marker.exists()
+
+    def test_ctrl_c_while_waiting_leaves_the_state_as_written_and_exits_130(self, tmp_path: Path) -> None:
+        project = make_project(tmp_path)
+        lagging = project.lock_file.parent / f"{project.lock_file.name}.worker.other"
+        lagging.write_bytes(heartbeat(interval=60.0))  # never switches: the wait goes on
+        waiting = subprocess.Popen(
+            [FLASK, "maintenance", "on", "--mode", "readonly", "--wait", "60"],
+            cwd=project.root,
+            env=project.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert waiting.stderr is not None
+            assert waiting.stderr.readline().startswith("waiting: workers switched 0/1")
+            waiting.send_signal(signal.SIGINT)
+            _, err = waiting.communicate(timeout=TIMEOUT)
+        finally:
+            waiting.kill()
+            waiting.wait()
+        assert waiting.returncode == 130
+        assert err.splitlines() == [
+            "Error: interrupted while waiting for the workers; maintenance is ON (mode readonly) all the same"
+        ]
+        assert project.flask("maintenance", "status").stdout.startswith("Maintenance is ON (mode readonly)")
 
     def test_the_progress_bar_on_a_terminal(self, capsys: pytest.CaptureFixture[str]) -> None:
         workers = (
