@@ -142,8 +142,9 @@ class Heartbeat:
 
     @property
     def fresh(self) -> bool:
-        """Whether it is at most three periods old (``EXPIRES_AFTER``)."""
-        return self.age <= EXPIRES_AFTER * self.interval
+        """Whether it is at most three periods old (``EXPIRES_AFTER``), or from at most as far
+        in the future: a clock stepped back must not keep a record of a process gone alive."""
+        return abs(self.age) <= EXPIRES_AFTER * self.interval
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON values (``status --json``): the record, its age, and whether it is fresh."""
@@ -214,7 +215,7 @@ def read_heartbeats(backend: Backend) -> list[Heartbeat]:
         heartbeat = Heartbeat.parse(data, age)
         if heartbeat is not None and (heartbeat.fresh or _exists_here(heartbeat)):
             alive.append(heartbeat)
-        elif age > FORGET_AFTER:
+        elif abs(age) > FORGET_AFTER:
             try:
                 store.remove(name)
             except BackendError:

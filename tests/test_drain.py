@@ -233,6 +233,14 @@ class TestRecordsFromOthers:
             alive.kill()
             alive.wait()
 
+    def test_a_record_from_the_future_is_not_fresh_forever(self, served: Flask) -> None:
+        # Written while the clock ran ahead (then stepped back by NTP): its age is negative.
+        plant(served, "ahead", heartbeat(pid=1, interval=1.0), age=-2.0)
+        plant(served, "far-ahead", heartbeat(pid=2, interval=1.0), age=-600)
+        gone = plant(served, "from-2099", heartbeat(pid=3, interval=1.0), age=-(FORGET_AFTER + 60))
+        assert [worker.pid for worker in ext(served).workers(app=served)] == [1]
+        assert not gone.exists()
+
     def test_records_dead_for_an_hour_are_removed(self, served: Flask) -> None:
         old = plant(served, "old", heartbeat(pid=1), age=FORGET_AFTER + 60)
         recent = plant(served, "recent", heartbeat(pid=2), age=60)
