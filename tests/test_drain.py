@@ -43,9 +43,10 @@ from servers import (  # noqa: F401 (fixtures)
 )
 
 from flask_maintenance import Maintenance
-from flask_maintenance.backends import backend_from_url
+from flask_maintenance.backends import FileBackend, Raw, backend_from_url
+from flask_maintenance.cache import StateCache
 from flask_maintenance.drain import Display, Progress
-from flask_maintenance.workers import FORGET_AFTER, Heartbeat, read_heartbeats
+from flask_maintenance.workers import FORGET_AFTER, Heartbeat, Worker, read_heartbeats
 
 OTHER_HOST = "web-2.example"
 
@@ -174,11 +175,45 @@ class TestHeartbeat:
         assert result.exit_code == 0, result.output
         assert "All 1 worker enforce the new state" in result.stdout
 
+    def test_a_worker_reading_the_state_is_not_rereading(self, tmp_path: Path) -> None:
+        # What a read in progress took from the backend is enforced for a whole interval: the
+        # heartbeat must not say "the next request reads the state" meanwhile (a write made
+        # after that read began would be taken as acknowledged).
+        backend = ReadsSlowly(tmp_path / "maintenance.lock")
+        cache = StateCache(backend, 60, interval=60)
+        worker = Worker(lambda: cache)
+        worker.publish()
+        assert read_heartbeats(backend)[0].rereading  # its interval has run out: it reads first
+        reader = threading.Thread(target=cache.get)
+        reader.start()
+        try:
+            assert backend.reading.wait(TIMEOUT)  # it has read "off", and has not taken it yet
+            worker.publish()
+            assert not read_heartbeats(backend)[0].rereading
+        finally:
+            backend.go.set()
+            reader.join(TIMEOUT)
+            worker.stop()
+
     def test_an_app_in_testing_mode_publishes_nothing(self, make_app: AppFactory) -> None:
         app = make_app(TESTING=True)
         before = _heartbeat_threads()
         assert app.test_client().post("/form").status_code == 200
         assert _heartbeat_threads() == before
+
+
+class ReadsSlowly(FileBackend):
+    """A lock file whose reader stops after reading, until told to go on."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.reading, self.go = threading.Event(), threading.Event()
+
+    def read_many(self, backends: Any) -> list[Raw]:
+        raws = super().read_many(backends)
+        self.reading.set()
+        self.go.wait(TIMEOUT)
+        return raws
 
 
 def _heartbeat_threads() -> int:
