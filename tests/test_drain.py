@@ -450,6 +450,24 @@ class TestRedis:
         worker.stop()
         assert me.encode() not in client.hkeys("flask-maintenance:state:workers")
 
+    @pytest.mark.parametrize("planted", ["binary-field", "not-a-hash"])
+    def test_a_damaged_hash_is_one_line_for_the_operator(
+        self, make_app: AppFactory, redis_server: RedisServer, planted: str
+    ) -> None:
+        app = make_app(MAINTENANCE_BACKEND=redis_server.url, MAINTENANCE_CHECK_INTERVAL=60)
+        client = redis_server.client()
+        seconds, _ = client.time()
+        if planted == "binary-field":
+            client.hset(
+                "flask-maintenance:state:workers", b"\xff\xfe:1", f"{seconds}.0 ".encode() + heartbeat()
+            )
+        else:
+            client.set("flask-maintenance:state:workers", b"a string")
+        for args in (("status",), ("status", "--json"), ("on", "--wait", "0")):
+            result = cli(app, *args)
+            assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+            assert "Traceback" not in result.output
+
 
 # -- real servers ----------------------------------------------------------------------------
 
