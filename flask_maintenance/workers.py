@@ -69,6 +69,8 @@ EXPIRES_AFTER = 3
 FORGET_AFTER = 3600.0
 #: What a heartbeat says while the state is off.
 OFF = "off"
+#: No process id is larger (a C ``pid_t``): a bigger one is not a process's.
+MAX_PID = 2**31 - 1
 #: How long stopping waits for a heartbeat being written (seconds).
 STOP_TIMEOUT = 2.0
 
@@ -185,6 +187,8 @@ class Heartbeat:
             ):
                 return None
             if state not in (OFF, *MODES) or not all(isinstance(n, int) and n >= 0 for n in (pid, writes)):
+                return None
+            if not 0 < pid <= MAX_PID:  # 0 would ask os.kill about our own process group
                 return None
             if not isinstance(interval, int | float) or isinstance(interval, bool):
                 return None

@@ -276,6 +276,17 @@ class TestRecordsFromOthers:
         assert [worker.pid for worker in ext(served).workers(app=served)] == [1]
         assert not gone.exists()
 
+    @pytest.mark.parametrize("pid", [0, 2**40], ids=["process-group", "beyond-pid-t"])
+    def test_a_stale_record_here_with_an_impossible_pid_is_from_no_process(
+        self, served: Flask, pid: int
+    ) -> None:
+        # os.kill(0, 0) asks about our own process group: it always "exists".
+        plant(served, "odd", heartbeat(host=socket.gethostname(), pid=pid), age=10)
+        assert ext(served).workers(app=served) == []
+        result = cli(served, "on", "--wait", "0")
+        assert result.exit_code == 0, result.output
+        assert "No worker has published a heartbeat" in result.stdout
+
     def test_records_dead_for_an_hour_are_removed(self, served: Flask) -> None:
         old = plant(served, "old", heartbeat(pid=1), age=FORGET_AFTER + 60)
         recent = plant(served, "recent", heartbeat(pid=2), age=60)
