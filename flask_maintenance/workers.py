@@ -417,8 +417,23 @@ def _exists_here(heartbeat: Heartbeat) -> bool:
     except ProcessLookupError:
         return False
     except OSError:
-        return True  # it exists, as another user's process
-    return True
+        pass  # it exists, as another user's process
+    # A killed worker's pid may have been given to a new process since: not the one it was.
+    started = _started_at(heartbeat.pid)
+    return started is None or started <= heartbeat.last_heartbeat.timestamp() + 1.0  # boot time: whole s
+
+
+def _started_at(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), where the system says (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as info:
+            # The command name (field 2) may hold spaces and brackets: count after its last ")".
+            ticks = int(info.read().rsplit(b")", 1)[1].split()[19])  # field 22: start time
+        with open("/proc/stat", "rb") as system:
+            boot = next(int(line.split()[1]) for line in system if line.startswith(b"btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def stop_all() -> None:

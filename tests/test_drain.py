@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -287,6 +287,21 @@ class TestRecordsFromOthers:
         assert result.exit_code == 0, result.output
         assert "No worker has published a heartbeat" in result.stdout
 
+    def test_a_process_started_after_the_heartbeat_is_not_the_one_that_published_it(
+        self, served: Flask
+    ) -> None:
+        # The worker was killed; its pid was given to a new process since: that one is not frozen.
+        here = socket.gethostname()
+        published = datetime.now(timezone.utc) - timedelta(seconds=30)
+        newcomer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            record = Heartbeat(here, newcomer.pid, "web", "off", "000000000000", published, 0, 1.0)
+            plant(served, "reused", record.to_json(), age=30)
+            assert ext(served).workers(app=served) == []
+        finally:
+            newcomer.kill()
+            newcomer.wait()
+
     def test_records_dead_for_an_hour_are_removed(self, served: Flask) -> None:
         old = plant(served, "old", heartbeat(pid=1), age=FORGET_AFTER + 60)
         recent = plant(served, "recent", heartbeat(pid=2), age=60)
@@ -466,14 +481,13 @@ class TestRedis:
         self, make_app: AppFactory, redis_server: RedisServer, planted: str
     ) -> None:
         app = make_app(MAINTENANCE_BACKEND=redis_server.url, MAINTENANCE_CHECK_INTERVAL=60)
-        client = redis_server.client()
-        seconds, _ = client.time()
-        if planted == "binary-field":
-            client.hset(
-                "flask-maintenance:state:workers", b"\xff\xfe:1", f"{seconds}.0 ".encode() + heartbeat()
-            )
-        else:
-            client.set("flask-maintenance:state:workers", b"a string")
+        with closing(redis_server.client()) as client:
+            seconds, _ = client.time()
+            if planted == "binary-field":
+                record = f"{seconds}.0 ".encode() + heartbeat()
+                client.hset("flask-maintenance:state:workers", b"\xff\xfe:1", record)
+            else:
+                client.set("flask-maintenance:state:workers", b"a string")
         for args in (("status",), ("status", "--json"), ("on", "--wait", "0")):
             result = cli(app, *args)
             assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
