@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from servers import FLASK, TIMEOUT, RedisServer, require_module, stop_process, wait_until
 
 QUEUED_MODULE = "queued_app"
@@ -178,7 +177,12 @@ class QueueProject:
 
     def flask(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [FLASK, *args], cwd=self.directory, env=self.env, capture_output=True, text=True, timeout=TIMEOUT * 2
+            [FLASK, *args],
+            cwd=self.directory,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT * 2,
         )
         assert result.returncode == 0, result.stderr
         return result
@@ -200,7 +204,9 @@ class QueueProject:
         """Start a long-running process; its output goes to ``<name>.log``."""
         log = self.directory / f"{name}.log"
         with log.open("ab") as out:
-            process = subprocess.Popen(command, cwd=self.directory, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                command, cwd=self.directory, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
         self.processes.append((process, log))
         return log
 
@@ -209,9 +215,23 @@ class QueueProject:
 
     def celery_worker(self) -> Path:
         """``celery worker``, prefork with two processes, on the queues ``celery`` and ``urgent``."""
-        log = self.start("worker", self.celery("worker", "--pool", "prefork", "--concurrency", "2",
-                                               "--queues", "celery,urgent", "--without-mingle",
-                                               "--without-gossip", "--without-heartbeat", "--loglevel", "INFO"))
+        log = self.start(
+            "worker",
+            self.celery(
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "2",
+                "--queues",
+                "celery,urgent",
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+                "--loglevel",
+                "INFO",
+            ),
+        )
         self.wait_for_log(log, "ready.")
         return log
 
@@ -219,7 +239,9 @@ class QueueProject:
         wait_until(lambda: text in log.read_text(errors="replace"), f"{text!r} in {log.name}:\n{self.logs()}")
 
     def logs(self) -> str:
-        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for _, log in self.processes)
+        return "\n".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for _, log in self.processes
+        )
 
     def stop(self) -> None:
         for process, _ in reversed(self.processes):
