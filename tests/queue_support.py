@@ -238,6 +238,38 @@ class QueueProject:
     def wait_for_log(self, log: Path, text: str) -> None:
         wait_until(lambda: text in log.read_text(errors="replace"), f"{text!r} in {log.name}:\n{self.logs()}")
 
+    def rq_worker(self, *queues: str) -> Path:
+        """``rq worker`` with flask_maintenance's worker class, on ``queues``."""
+        require_module("rq", 'pip install -e ".[test]"')
+        rq = str(Path(sys.executable).parent / "rq")
+        command = [
+            rq,
+            "worker",
+            "-w",
+            "flask_maintenance.rq.MaintenanceWorker",
+            "--url",
+            self.redis.url,
+            *queues,
+        ]
+        log = self.start("rq", command)
+        self.wait_for_log(log, "Listening on")
+        return log
+
+    def enqueue(self, *jobs: tuple[str, str]) -> list[str]:
+        """Enqueue ``rq_job(name)`` for each ``(queue, name)`` from another process; the jobs' ids."""
+        return self.python(
+            "from redis import Redis\nfrom rq import Queue\n"
+            f"connection = Redis.from_url({self.redis.url!r})\n"
+            f"for queue, name in {list(jobs)!r}:\n"
+            "    print(Queue(queue, connection=connection).enqueue(rq_job, name, 2 if name == 'slow' else 0).id)"
+        ).split()
+
+    def rq_result(self, job_id: str) -> str:
+        return self.python(
+            "from redis import Redis\nfrom rq.job import Job\n"
+            f"print(Job.fetch({job_id!r}, connection=Redis.from_url({self.redis.url!r})).return_value())"
+        )
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}" for _, log in self.processes

@@ -1,0 +1,59 @@
+"""RQ during maintenance, with a real ``rq worker -w flask_maintenance.rq.MaintenanceWorker`` on a
+real redis-server: no job is taken while on, the running one finishes, exempt queues go on."""
+
+from __future__ import annotations
+
+import pytest
+from queue_support import QueueProject, queue_project, settle
+from servers import redis_server
+
+__all__ = ["queue_project", "redis_server"]  # fixtures
+
+pytestmark = pytest.mark.slow
+
+# RQ waits for a job one second at a time (whole seconds), then looks at the state again.
+NOTICED = 1.5
+
+
+def test_the_worker_takes_no_job_during_maintenance_and_each_runs_once_after(
+    queue_project: QueueProject,
+) -> None:
+    project = queue_project
+    project.env.update(MAINTENANCE_BACKEND=project.redis.url, MAINTENANCE_RQ_EXEMPT_QUEUES="urgent")
+    log = project.rq_worker("default", "urgent")
+
+    [slow] = project.enqueue(("default", "slow"))  # it takes 2 s
+    project.wait_for("start slow")
+    project.flask("maintenance", "on")
+    settle(NOTICED)
+    project.enqueue(("default", "a"), ("default", "b"), ("urgent", "urgent"))
+    project.wait_for("end urgent")  # an exempt queue is worked on during the window
+    assert project.rq_result(slow) == "slow"  # the job running at the switch finished
+    settle(NOTICED)
+    assert not {"start a", "start b"} & set(project.lines()), project.logs()
+
+    project.flask("maintenance", "off")
+    project.wait_for("end a")
+    project.wait_for("end b")
+    settle(0.5)
+    ended = project.ended()
+    assert {name: ended[name] for name in ("slow", "a", "b", "urgent")} == dict.fromkeys(
+        ("slow", "a", "b", "urgent"), 1
+    )
+    text = log.read_text()
+    assert "takes no jobs except from urgent" in text and "takes jobs again" in text, text
+
+
+def test_a_worker_without_an_app_reads_the_lock_file_and_starts_paused(queue_project: QueueProject) -> None:
+    project = queue_project
+    project.flask("maintenance", "on", "--mode", "readonly")
+    lock_file = project.directory / "instance" / "maintenance.lock"
+    assert lock_file.exists()
+    del project.env["FLASK_APP"]
+    project.env["MAINTENANCE_LOCK_FILE"] = str(lock_file)
+    project.rq_worker("default")
+    project.enqueue(("default", "early"))
+    settle(NOTICED)
+    assert "start early" not in project.lines(), project.logs()
+    lock_file.unlink()  # what `flask maintenance off` does to the file backend
+    project.wait_for("end early")
