@@ -82,3 +82,22 @@ def test_workers_pause_during_maintenance_and_every_task_runs_once_after(queue_p
     assert "this worker stopped taking tasks from celery (still from urgent)" in worker_text
     assert "takes tasks from celery again" in worker_text
     assert beat_text.count("beat skips periodic tasks until it is off") == 1, beat_text
+
+
+def test_a_worker_started_during_maintenance_starts_paused_and_does_not_poll(queue_project: QueueProject) -> None:
+    project = queue_project
+    project.env.update(SUBJECT_PAUSE="1", MAINTENANCE_BACKEND=project.redis.url)
+    project.flask("maintenance", "on", "--mode", "readonly")
+    [early] = send(project, 'job.delay("early")')
+    log = project.celery_worker()
+    assert "this worker stopped taking tasks from celery, urgent" in log.read_text()
+    project.redis.reset_calls()
+    settle(1.0)
+    calls = project.redis.calls()
+    # Paused, it asks the broker for no task at all, and reads the state once per check interval
+    # (a busy loop would make thousands of calls a second).
+    assert "brpop" not in calls and sum(calls.values()) < 150, calls
+    assert "start early" not in project.lines(), project.logs()
+
+    project.flask("maintenance", "off")
+    assert results(project, early) == ["early"]
