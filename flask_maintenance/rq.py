@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -37,13 +37,6 @@ EXEMPT_ENV = "MAINTENANCE_RQ_EXEMPT_QUEUES"
 INTERVAL_ENV = "MAINTENANCE_CHECK_INTERVAL"
 
 
-class WorkerConfigurationError(ConfigurationError, click.ClickException):
-    """The worker cannot tell where the state is: one line from ``rq worker``, not a traceback."""
-
-    def __init__(self, message: str) -> None:
-        click.ClickException.__init__(self, message)
-
-
 class MaintenanceWorker(Worker):
     """An ``rq.Worker`` that does not dequeue while maintenance blocks background work.
 
@@ -55,8 +48,8 @@ class MaintenanceWorker(Worker):
 
     :param app: the Flask app whose state and config decide; by default it is found like the
         ``flask`` command finds it. Every other argument is ``rq.Worker``'s.
-    :raises WorkerConfigurationError: when neither an app nor the environment says where the
-        state is.
+    :raises ConfigurationError: when neither an app nor the environment says where the state
+        is (under ``rq worker``: one line on stderr, and exit status 1).
     """
 
     def __init__(self, *args: Any, app: Flask | None = None, **kwargs: Any) -> None:
@@ -129,10 +122,10 @@ def _gate(app: Flask | None) -> workgate.WorkGate:
         try:
             return workgate.from_environment(exempt, interval)
         except ConfigurationError as error:
-            raise WorkerConfigurationError(str(error)) from None
+            _fail(str(error))
     extension = app.extensions.get("maintenance")
     if extension is None:
-        raise WorkerConfigurationError("the app has no Maintenance extension: call Maintenance(app)")
+        _fail("the app has no Maintenance extension: call Maintenance(app)")
     gate = extension._gate(app)
     return workgate.for_gate(gate, gate.settings.rq_exempt_queues)
 
@@ -148,11 +141,18 @@ def _find_app() -> Flask | None:
         return ScriptInfo(app_import_path=import_path).load_app()
     except Exception as error:  # whatever the broken app raises, the operator gets one line
         if import_path is None and isinstance(error, NoAppException):
-            raise WorkerConfigurationError(
-                f"no app found: set FLASK_APP, or {LOCK_FILE_ENV} or {BACKEND_ENV} for the worker"
-            ) from None
+            _fail(f"no app found: set FLASK_APP, or {LOCK_FILE_ENV} or {BACKEND_ENV} for the worker")
         message = " ".join(str(error).split()) or type(error).__name__
-        raise WorkerConfigurationError(f"cannot load the app {import_path!r}: {message}") from None
+        _fail(f"cannot load the app {import_path!r}: {message}")
+
+
+def _fail(message: str) -> NoReturn:
+    if click.get_current_context(silent=True) is not None:
+        # Under `rq worker`, which logs whatever the worker's constructor raises with its
+        # traceback: one line instead, and Click's exit status for an error.
+        click.echo(f"Error: {message}", err=True)
+        raise SystemExit(1)
+    raise ConfigurationError(message) from None
 
 
 def _parse(name: str, value: str) -> Any:
@@ -161,4 +161,4 @@ def _parse(name: str, value: str) -> Any:
     try:
         return key.parse(value, name)
     except ConfigurationError as error:
-        raise WorkerConfigurationError(str(error)) from None
+        _fail(str(error))

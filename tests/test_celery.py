@@ -84,7 +84,9 @@ def test_workers_pause_during_maintenance_and_every_task_runs_once_after(queue_p
     assert beat_text.count("beat skips periodic tasks until it is off") == 1, beat_text
 
 
-def test_a_worker_started_during_maintenance_starts_paused_and_does_not_poll(queue_project: QueueProject) -> None:
+def test_a_worker_started_during_maintenance_starts_paused_and_does_not_poll(
+    queue_project: QueueProject,
+) -> None:
     project = queue_project
     project.env.update(SUBJECT_PAUSE="1", MAINTENANCE_BACKEND=project.redis.url)
     project.flask("maintenance", "on", "--mode", "readonly")
