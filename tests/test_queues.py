@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from conftest import AppFactory
 from servers import TIMEOUT, RedisServer, redis_server, require_module  # noqa: F401 (fixture)
+from test_docs_examples import load_example  # noqa: F401 (fixture)
 
 from flask_maintenance import MaintenanceActive, MaintenanceError
 
@@ -183,3 +184,15 @@ def test_the_rq_worker_says_in_one_line_what_is_wrong(
     )
     assert (result.returncode, result.stderr.splitlines()) == (1, [result.stderr.strip()]), result.stderr
     assert result.stderr.startswith(message), result.stderr
+
+
+def test_the_docs_celery_example_pauses_all_but_exempt_work(tmp_path: Path, load_example: Any) -> None:
+    from flask_maintenance.backends import FileBackend
+
+    example = load_example("celery_app")
+    app, maintenance = example.flask_app, example.maintenance
+    with maintenance.isolated(FileBackend(str(tmp_path / "maintenance.lock")), check_interval=0, app=app):
+        with maintenance.enabled(app=app):
+            assert isinstance(example.charge_order.apply((7,)).result, MaintenanceActive)
+            assert example.nightly_report.apply().get() == "report written"
+        assert example.charge_order.apply((7,)).get() == "order 7 charged"
