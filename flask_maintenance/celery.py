@@ -140,6 +140,8 @@ class PauseConsumers(bootsteps.StartStopStep):  # type: ignore[misc]  # Celery i
 
     def check(self, consumer: Any, gate: WorkGate) -> None:
         """Pause or resume, once per check interval."""
+        if consumer.task_consumer is None:  # reconnecting: start() runs again once it is back
+            return
         state = gate.blocking()
         if state is not None:
             names = [queue.name for queue in consumer.task_consumer.queues]

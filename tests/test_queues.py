@@ -182,8 +182,9 @@ def test_the_rq_worker_says_in_one_line_what_is_wrong(
         text=True,
         timeout=TIMEOUT,
     )
-    assert (result.returncode, result.stderr.splitlines()) == (1, [result.stderr.strip()]), result.stderr
-    assert result.stderr.startswith(message), result.stderr
+    # One line, the last (RQ 2.0 itself warns about its options under Click 8.2 before it).
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines()[-1].startswith(message), result.stderr
 
 
 def test_the_docs_celery_example_pauses_all_but_exempt_work(tmp_path: Path, load_example: Any) -> None:
