@@ -175,30 +175,20 @@ class QueueProject:
 
     # -- processes ---------------------------------------------------------------------------
 
-    def flask(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, *command: str) -> str:
+        """Run ``command`` in the project's folder and environment; it must succeed. Its output."""
         result = subprocess.run(
-            [FLASK, *args],
-            cwd=self.directory,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT * 2,
-        )
-        assert result.returncode == 0, result.stderr
-        return result
-
-    def python(self, code: str) -> str:
-        """Run ``code`` in a fresh interpreter that imports the app (to send tasks, read results)."""
-        result = subprocess.run(
-            [sys.executable, "-c", f"from {QUEUED_MODULE} import *\n{code}"],
-            cwd=self.directory,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT * 2,
+            command, cwd=self.directory, env=self.env, capture_output=True, text=True, timeout=TIMEOUT * 2
         )
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
+
+    def flask(self, *args: str) -> str:
+        return self.run(FLASK, *args)
+
+    def python(self, code: str) -> str:
+        """Run ``code`` in a fresh interpreter that imports the app (to send tasks, read results)."""
+        return self.run(sys.executable, "-c", f"from {QUEUED_MODULE} import *\n{code}")
 
     def start(self, name: str, command: list[str]) -> Path:
         """Start a long-running process; its output goes to ``<name>.log``."""

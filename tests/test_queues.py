@@ -197,3 +197,19 @@ def test_the_docs_celery_example_pauses_all_but_exempt_work(tmp_path: Path, load
             assert isinstance(example.charge_order.apply((7,)).result, MaintenanceActive)
             assert example.nightly_report.apply().get() == "report written"
         assert example.charge_order.apply((7,)).get() == "order 7 charged"
+
+
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [("MAINTENANCE_CELERY_EXEMPT", "celery_exempt"), ("MAINTENANCE_RQ_EXEMPT_QUEUES", "rq_exempt_queues")],
+)
+def test_exempt_names_are_a_list_or_a_comma_separated_string(
+    make_app: AppFactory, key: str, field: str
+) -> None:
+    from flask_maintenance import ConfigurationError, Maintenance
+
+    with pytest.raises(ConfigurationError, match=f"{key} must be a list of strings, not 5"):
+        make_app(**{key: 5})
+    maintenance = Maintenance()
+    app = make_app(maintenance, **{key: " mail, tasks.report ,"})
+    assert getattr(maintenance.settings(app=app), field) == {"mail", "tasks.report"}
