@@ -82,7 +82,11 @@ celery_app = flask_app.extensions["celery"]
 @celery_app.task
 def job(name, seconds=0.0):
     record(f"start {name}")
-    time.sleep(seconds)
+    if seconds < 0:  # until the test releases it (at most 30 s): a task running across a switch
+        deadline = time.monotonic() + 30
+        while not RECORD.with_name("release").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    time.sleep(max(seconds, 0))
     record(f"end {name}")
     return name
 
@@ -125,10 +129,7 @@ def worker():
 
 
 def rq_job(name, seconds=0.0):
-    record(f"start {name}")
-    time.sleep(seconds)
-    record(f"end {name}")
-    return name
+    return job.run(name, seconds)  # the same body, as a plain function for RQ
 
 
 WORKER_ARGS = [
@@ -169,6 +170,10 @@ class QueueProject:
     def ended(self) -> Counter[str]:
         """How many times each task name ended."""
         return Counter(line.split(" ", 1)[1] for line in self.lines() if line.startswith("end "))
+
+    def release(self) -> None:
+        """Let the tasks sent with ``seconds=-1`` finish."""
+        (self.directory / "release").touch()
 
     def wait_for(self, line: str, timeout: float = TIMEOUT) -> None:
         wait_until(lambda: line in self.lines(), f"{line!r} in the record; logs:\n{self.logs()}", timeout)
@@ -251,7 +256,7 @@ class QueueProject:
             "from redis import Redis\nfrom rq import Queue\n"
             f"connection = Redis.from_url({self.redis.url!r})\n"
             f"for queue, name in {list(jobs)!r}:\n"
-            "    print(Queue(queue, connection=connection).enqueue(rq_job, name, 2 if name == 'slow' else 0).id)"
+            "    print(Queue(queue, connection=connection).enqueue(rq_job, name, -1 if name == 'slow' else 0).id)"
         ).split()
 
     def rq_result(self, job_id: str) -> str:

@@ -50,7 +50,7 @@ def test_workers_pause_during_maintenance_and_every_task_runs_once_after(queue_p
 
     # Both pool processes busy, and one more task that the worker has taken but not started.
     *running, behind = send(
-        project, 'job.delay("slow-1", 3)', 'job.delay("slow-2", 3)', 'job.delay("behind")'
+        project, 'job.delay("slow-1", -1)', 'job.delay("slow-2", -1)', 'job.delay("behind")'
     )
     project.wait_for("start slow-1")
     project.wait_for("start slow-2")
@@ -62,6 +62,8 @@ def test_workers_pause_during_maintenance_and_every_task_runs_once_after(queue_p
     )
 
     # Tasks already running finish, and their results are stored.
+    assert not {"end slow-1", "end slow-2"} & set(project.lines())
+    project.release()
     assert results(project, *running) == ["slow-1", "slow-2"]
     # Exempt work runs during the window: the paused worker still consumes the exempt queue.
     project.wait_for("end urgent")
@@ -81,6 +83,9 @@ def test_workers_pause_during_maintenance_and_every_task_runs_once_after(queue_p
     worker_text, beat_text = worker_log.read_text(), beat_log.read_text()
     assert "this worker stopped taking tasks from celery (still from urgent)" in worker_text
     assert "takes tasks from celery again" in worker_text
+    assert f"queued_app.job[{behind}] retried in 1 s: maintenance is on (mode full" in worker_text, (
+        worker_text
+    )
     assert beat_text.count("beat skips periodic tasks until it is off") == 1, beat_text
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from queue_support import QueueProject, queue_project, settle
-from servers import redis_server
+from servers import redis_server, wait_until
 
 __all__ = ["queue_project", "redis_server"]  # fixtures
 
@@ -22,13 +22,15 @@ def test_the_worker_takes_no_job_during_maintenance_and_each_runs_once_after(
     project.env.update(MAINTENANCE_BACKEND=project.redis.url, MAINTENANCE_RQ_EXEMPT_QUEUES="urgent")
     log = project.rq_worker("default", "urgent")
 
-    [slow] = project.enqueue(("default", "slow"))  # it takes 2 s
+    [slow] = project.enqueue(("default", "slow"))  # it runs until released
     project.wait_for("start slow")
     project.flask("maintenance", "on")
-    settle(NOTICED)
     project.enqueue(("default", "a"), ("default", "b"), ("urgent", "urgent"))
+    assert "end slow" not in project.lines()  # it is running across the switch
+    project.release()
+    # The job running at the switch finishes, and its result is stored.
+    wait_until(lambda: project.rq_result(slow) == "slow", "the result of the job running at the switch")
     project.wait_for("end urgent")  # an exempt queue is worked on during the window
-    assert project.rq_result(slow) == "slow"  # the job running at the switch finished
     settle(NOTICED)
     assert not {"start a", "start b"} & set(project.lines()), project.logs()
 
