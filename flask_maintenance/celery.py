@@ -54,7 +54,7 @@ def install(celery_app: Celery, gate: WorkGate) -> None:
     annotations = celery_app.conf.task_annotations
     if annotations is None:
         annotations = []
-    elif isinstance(annotations, dict | str) or not isinstance(annotations, list | tuple):
+    elif not isinstance(annotations, list | tuple):  # one dict, a class, or an import path
         annotations = [annotations]
     celery_app.conf.task_annotations = [*annotations, {"*": {"@__call__": _retry_while_blocked}}]
     celery_app.__dict__.pop("annotations", None)  # computed already when a task was bound

@@ -34,29 +34,29 @@ def tasks(make_app: AppFactory) -> Iterator[Any]:
     maintenance.init_celery(celery_app, app=app)
     ran: list[str] = []
 
-    @celery_app.task(name="t.job")
+    @celery_app.task(name="t.job", shared=False)
     def job(name: str) -> str:
         ran.append(name)
         return name
 
     @maintenance.exempt
-    @celery_app.task(name="t.above")
+    @celery_app.task(name="t.above", shared=False)
     def above(name: str) -> str:
         ran.append(name)
         return name
 
-    @celery_app.task(name="t.below")
+    @celery_app.task(name="t.below", shared=False)
     @maintenance.exempt
     def below(name: str) -> str:
         ran.append(name)
         return name
 
-    @celery_app.task(name="t.listed")
+    @celery_app.task(name="t.listed", shared=False)
     def listed(name: str) -> str:
         ran.append(name)
         return name
 
-    @celery_app.task(name="t.payments")
+    @celery_app.task(name="t.payments", shared=False)
     @maintenance.feature("payments")
     def payments(name: str) -> str:
         ran.append(name)
@@ -213,3 +213,26 @@ def test_exempt_names_are_a_list_or_a_comma_separated_string(
     maintenance = Maintenance()
     app = make_app(maintenance, **{key: " mail, tasks.report ,"})
     assert getattr(maintenance.settings(app=app), field) == {"mail", "tasks.report"}
+
+
+def test_tasks_bound_before_init_celery_and_other_annotations_are_kept(make_app: AppFactory) -> None:
+    from celery import Celery
+
+    from flask_maintenance import Maintenance
+
+    maintenance = Maintenance()
+    app = make_app(maintenance)
+    celery_app = Celery("t", broker="memory://", set_as_current=False)
+    celery_app.conf.task_annotations = {"t.early": {"rate_limit": "10/s"}}
+
+    @celery_app.task(name="t.early", shared=False)
+    def early() -> str:
+        return "ran"
+
+    celery_app.finalize()  # what a worker does first: every task is bound now
+    maintenance.init_celery(celery_app, app=app)
+    maintenance.enable(app=app)
+    assert isinstance(early.apply().result, MaintenanceActive)
+    assert early.rate_limit == "10/s"
+    maintenance.disable(app=app)
+    assert early.apply().get() == "ran"
