@@ -55,7 +55,7 @@ def test_workers_pause_during_maintenance_and_every_task_runs_once_after(queue_p
     project.wait_for("start slow-1")
     project.wait_for("start slow-2")
     project.flask("maintenance", "on", "--retry", "1")
-    settle(0.6)  # three check intervals: the worker and beat have seen it
+    settle(1.0)  # five check intervals: the worker and beat have seen it
     ticks = project.ended()["tick"]
     *waiting, _ = send(
         project, 'job.delay("a")', 'job.delay("b")', 'job.delay("c")', 'urgent.delay("urgent")'
