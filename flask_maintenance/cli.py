@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -341,6 +342,43 @@ def maintenance_status(as_json: bool) -> None:
         _describe(state)
 
 
+@maintenance_group.command("report-writes")
+@click.option("--json", "as_json", is_flag=True, help="Print the writes as JSON.")
+@click.option("--clear", is_flag=True, help="Forget them afterwards, to start a new dry run.")
+def maintenance_report_writes(as_json: bool, clear: bool) -> None:
+    """Print the writes the dry run let through during maintenance (MAINTENANCE_PROTECT_DATABASE
+    = "log"): each statement kind, table, view or command and line of code, once, as seen by
+    every process that shares this state."""
+    from . import writelog
+
+    backend = _extension().backend()
+    try:
+        writes = writelog.stored(backend)
+        if clear:
+            writelog.forget(backend)
+    except MaintenanceError as error:
+        raise MaintenanceCommandError(f"cannot read the writes: {error}") from None
+    if as_json:
+        click.echo(json.dumps({"writes": [asdict(write) for write in writes]}, indent=2))
+        return
+    if _extension().settings().protect_database != "log":
+        click.echo(
+            'Protection is not in dry run here (MAINTENANCE_PROTECT_DATABASE is not "log"): '
+            "the processes that run it add to this report."
+        )
+    if writes:
+        click.echo(f"{len(writes)} write{'s' if len(writes) > 1 else ''} seen during maintenance:")
+    else:
+        click.echo("No writes seen during maintenance.")
+    for write in writes:
+        click.echo(
+            f"  {write.kind} on {write.table} from {write.source} at {writelog.relative(write.site)} "
+            f"(mode {write.mode}, first seen {write.seen_at})"
+        )
+    if clear:
+        click.echo("Cleared: the next report starts empty.")
+
+
 def _describe(state: State) -> None:
     backend = _extension().backend().describe()
     if not state.active:
@@ -499,7 +537,7 @@ def install_command_gate(app: Flask) -> None:
 def check_command(ctx: click.Context, app: Flask | None = None) -> None:
     """Raise :class:`CommandRefused` when maintenance stops the command ``ctx`` is running."""
     path = _command_path(ctx)
-    if not path or path[0] in ALWAYS_EXEMPT or forced():
+    if _always_runs(path):
         return
     app = app or _running_app(ctx)
     extension = None if app is None else app.extensions.get("maintenance")
@@ -528,6 +566,16 @@ def check_command(ctx: click.Context, app: Flask | None = None) -> None:
             f"{describe(state)}: `{' '.join(path)}` did not run. Set {FORCE_ENV}=1 to run it anyway, "
             f"or add {path[0]!r} to MAINTENANCE_CLI_EXEMPT."
         )
+
+
+def runs_whatever_the_state(ctx: click.Context, exempt_names: frozenset[str]) -> bool:
+    """Whether the command ``ctx`` runs is never refused (so its work is maintenance work)."""
+    path = _command_path(ctx)
+    return _always_runs(path) or _exempt(ctx, path, exempt_names)
+
+
+def _always_runs(path: tuple[str, ...]) -> bool:
+    return not path or path[0] in ALWAYS_EXEMPT or forced()
 
 
 def _running_app(ctx: click.Context) -> Flask | None:

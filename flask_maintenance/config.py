@@ -160,6 +160,15 @@ def _latin1(text: str) -> bool:
     return True
 
 
+def _protection(value: Any, key: str) -> bool | str:
+    if isinstance(value, str) and value.strip().lower() == "log":
+        return "log"
+    try:
+        return _flag(value, key)
+    except ConfigurationError:
+        raise ConfigurationError(f'{key} must be True, False or "log", not {value!r}') from None
+
+
 def _modes(value: Any, key: str) -> frozenset[str]:
     return frozenset(rules.mode(mode, f"{key}: each mode") for mode in _names(value, key))
 
@@ -341,6 +350,16 @@ KEYS: tuple[Key, ...] = (
         "RQ queues that :class:`~flask_maintenance.rq.MaintenanceWorker` keeps working on during "
         "maintenance.",
     ),
+    Key(
+        "MAINTENANCE_PROTECT_DATABASE",
+        "protect_database",
+        False,
+        _protection,
+        '``True``, ``False`` or ``"log"``',
+        "``True``: while maintenance is on in ``readonly`` or ``full``, the app's Flask-SQLAlchemy "
+        'database is read-only at the database (see :doc:`database`). ``"log"``: a dry run that '
+        "lets writes through and logs each one, for ``flask maintenance report-writes``.",
+    ),
 )
 
 
@@ -372,6 +391,7 @@ class Settings:
     cli_block_modes: frozenset[str]
     celery_exempt: frozenset[str]
     rq_exempt_queues: frozenset[str]
+    protect_database: bool | str
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
