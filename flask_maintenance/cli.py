@@ -736,6 +736,73 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
         _warn_unsearchable(page, "read the page")
 
 
+@maintenance_group.command("edge-worker")
+@click.option(
+    "--out",
+    metavar="PATH",
+    default="worker.js",
+    show_default=True,
+    help="Where to write the Worker's module; - prints it.",
+)
+@click.option(
+    "--interval",
+    type=SECONDS,
+    default=10,
+    show_default=True,
+    metavar="SECONDS",
+    help="Without KV: how often each isolate reads the app's status path.",
+)
+def maintenance_edge_worker(out: str, interval: int) -> None:
+    """Write a Cloudflare Worker that answers for the app at the edge.
+
+    It forwards requests to the origin; while maintenance blocks it answers 503 itself (the page,
+    or problem JSON), and when the origin is down it sends the page. It reads the state from the
+    KV namespace bound as MAINTENANCE (see edge-state), else from the app's status path. The
+    page has the current message and retry, as with render-page: generate it again after
+    changing them or the app's MAINTENANCE_* config.
+    """
+    from . import edge
+
+    extension = _extension()
+    source = edge.worker_source(
+        extension._gate(None), extension.status(), root=_root(), interval=interval, now=times.utcnow()
+    )
+    if out == "-":
+        click.echo(source, nl=False)
+        return
+    target = os.path.abspath(out)
+    try:
+        FileBackend(target).write(source.encode())  # atomic: a deploy never uploads half a Worker
+    except MaintenanceError as error:
+        reason = getattr(error.__cause__, "strerror", None) or error
+        raise MaintenanceCommandError(f"cannot write the Worker {target}: {reason}") from None
+    click.echo(f"Wrote the edge Worker to {target}")
+
+
+@maintenance_group.command("edge-state")
+def maintenance_edge_state() -> None:
+    """Print the state document for the edge Worker's KV namespace (key `state`).
+
+    The lock's document, with `active` and the planned window (`scheduled`); put it into KV
+    after every change, e.g. with `wrangler kv key put state --path FILE --binding MAINTENANCE`.
+    """
+    from . import edge
+
+    gate = _extension()._gate(None)
+    backend, plan_backend = gate.backend, gate.cache.plan_backend
+    try:
+        lock_raw, plan_raw = backend.read_many([backend, plan_backend])
+    except MaintenanceError as error:
+        raise MaintenanceCommandError(f"cannot tell: {error}") from None
+    lock, lock_warning = State.parse(lock_raw, gate.settings.retry_after)
+    plan, plan_warning = Plan.parse(plan_raw)
+    for warning in (lock_warning, plan_warning):
+        if warning is not None:
+            click.echo(f"warning: {warning}", err=True)
+    document = edge.edge_document(lock, plan, times.utcnow(), gate.settings.retry_after)
+    click.echo(document.decode(), nl=False)
+
+
 def _warn_unsearchable(path: str, purpose: str) -> None:
     from .proxy import unsearchable_folders
 

@@ -18,6 +18,7 @@ from flask import Flask
 
 from . import rules
 from .errors import ConfigurationError
+from .responses import MARKER_HEADER
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -128,7 +129,9 @@ def _networks(value: Any, key: str) -> tuple[IPNetwork, ...]:
 
 
 # Headers every maintenance answer sets itself: configuring them would contradict the answer.
-_OWN_HEADERS = frozenset({"content-type", "content-length", "retry-after", "cache-control"})
+_OWN_HEADERS = frozenset(
+    {"content-type", "content-length", "retry-after", "cache-control", MARKER_HEADER.lower()}
+)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
@@ -287,7 +290,7 @@ KEYS: tuple[Key, ...] = (
         "a dict of header names to values",
         "Extra headers on every maintenance answer, from the fast path and the app alike "
         "(``Strict-Transport-Security``, say). The answer's own ``Content-Type``, "
-        "``Retry-After`` and ``Cache-Control`` cannot be replaced.",
+        "``Retry-After``, ``Cache-Control`` and ``X-Maintenance`` cannot be replaced.",
         shown_default="``{}``",
     ),
     Key(

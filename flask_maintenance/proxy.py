@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from .config import IPNetwork
 from .errors import ConfigurationError
 from .model import State
-from .responses import blocked
+from .responses import Answer, blocked
 
 #: The internal URI the snippet serves the page under (never reachable from outside).
 PAGE_URI = "/__flask_maintenance_page__"
@@ -37,17 +37,37 @@ def page_body(state: State, *, retry_after: int, status_path: str, now: datetime
 
     :param status_path: ``MAINTENANCE_STATUS_PATH``, which the page polls to reload itself.
     """
+    return static_answer(state, retry_after=retry_after, status_path=status_path, now=now).body
+
+
+def static_answer(
+    state: State,
+    *,
+    retry_after: int,
+    status_path: str,
+    now: datetime,
+    readonly: bool = False,
+    as_json: bool = False,
+    extra_headers: Mapping[str, str] | None = None,
+) -> Answer:
+    """The app's 503 as something outside the app sends it: no banner header, and the current
+    state when maintenance is on, else a default full maintenance with ``retry_after``.
+
+    :param readonly: the answer to a write in readonly mode, for a proxy that lets reads through.
+    :param as_json: the problem JSON instead of the page.
+    :param extra_headers: ``MAINTENANCE_RESPONSE_HEADERS``, for a server that sends headers.
+    """
     if not state.active:
         state = State(active=True, retry=retry_after)
-    answer = blocked(
+    return blocked(
         state,
-        readonly=False,
-        as_json=False,
+        readonly=readonly,
+        as_json=as_json,
         retry_after=state.retry_after(now),
         status_url=status_path,
-        banner=None,  # a header; the file has none
+        banner=None,  # a header; a static file has none
+        extra_headers=extra_headers,
     )
-    return answer.body
 
 
 def unsearchable_folders(path: str | os.PathLike[str]) -> list[str]:

@@ -35,6 +35,9 @@ FULL_DETAIL = "The service is down for maintenance. Please try again shortly."
 FEATURE_DETAIL = "This part of the service is down for maintenance; everything else works."
 READONLY_DETAIL = "The service is read-only during maintenance; changes cannot be saved right now."
 STATUS_LINE = "503 SERVICE UNAVAILABLE"
+#: Marks every 503 the extension sends (value: ``full``, ``readonly`` or ``feature``), so that a
+#: proxy or the edge Worker can tell the app's own refusal from a server that is down.
+MARKER_HEADER = "X-Maintenance"
 
 
 #: How much of an Accept header is looked at, and how many look-alikes of one range are skipped
@@ -43,7 +46,7 @@ ACCEPT_PREFIX = 512
 ACCEPT_ENTRIES = 32
 #: Longest ``X-Maintenance-Banner``: proxies refuse (nginx: 502) answers with huge headers.
 MAX_BANNER_BYTES = 1024
-_JSON_TYPES = ("application/json", "application/problem+json")
+JSON_TYPES = ("application/json", "application/problem+json")
 _QUALITY = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
 
@@ -82,7 +85,7 @@ def prefers_json(accept: str | None) -> bool:
     # Cheap first look: most browsers and crawlers never mention JSON.
     if "json" not in accept and "application/*" not in accept:
         return False
-    qualities = [q for q in (_range_quality(accept, media) for media in _JSON_TYPES) if q is not None]
+    qualities = [q for q in (_range_quality(accept, media) for media in JSON_TYPES) if q is not None]
     json_quality = max(qualities) if qualities else None
     if json_quality is None:
         json_quality = _range_quality(accept, "application/*")
@@ -168,6 +171,7 @@ def blocked(
         body = _page(title, detail, retry_after, ends_at, overdue, status_url, feature_name).encode("utf-8")
         headers += [("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", PAGE_CSP)]
     headers += [("Retry-After", str(retry_after)), ("Cache-Control", "no-store")]
+    headers.append((MARKER_HEADER, "feature" if feature is not None else "readonly" if readonly else "full"))
     if banner is not None:
         headers.append(("X-Maintenance-Banner", banner))
     headers += list((extra_headers or {}).items())
