@@ -87,6 +87,8 @@ def job(name, seconds=0.0):
         while not RECORD.with_name("release").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
     time.sleep(max(seconds, 0))
+    if job.request.retries:  # maintenance's retries must not count (max_retries is the task's own)
+        record(f"retries {name} {job.request.retries}")
     record(f"end {name}")
     return name
 

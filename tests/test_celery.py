@@ -80,6 +80,7 @@ def test_workers_pause_during_maintenance_and_every_task_runs_once_after(queue_p
     names = ("a", "b", "c", "behind", "slow-1", "slow-2", "urgent")
     ended = project.ended()
     assert {name: ended[name] for name in names} == dict.fromkeys(names, 1), project.lines()
+    assert not [line for line in project.lines() if line.startswith("retries ")]  # "behind" counted none
     worker_text, beat_text = worker_log.read_text(), beat_log.read_text()
     assert "this worker stopped taking tasks from celery (still from urgent)" in worker_text
     assert "takes tasks from celery again" in worker_text
