@@ -667,13 +667,10 @@ def maintenance_render_page(path: str) -> None:
     """
     from . import proxy
 
-    settings = _extension().settings()
-    body = proxy.page_body(
-        _extension().status(),
-        retry_after=settings.retry_after,
-        status_path=_root() + settings.status_path,
-        now=times.utcnow(),
+    answer = proxy.static_answer(
+        _extension().status(), _extension().settings(), as_json=False, root=_root(), now=times.utcnow()
     )
+    body = answer.body
     target = os.path.abspath(path)
     try:
         FileBackend(target).write(body)  # atomic and 0644: nginx never serves half a page
@@ -734,6 +731,97 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
         )
     else:
         _warn_unsearchable(page, "read the page")
+
+
+def _address(any_host: bool) -> Checked:
+    from .haproxy import address
+
+    return Checked(lambda value, label: address(value, label, any_host=any_host), "HOST:PORT")
+
+
+@maintenance_group.command("haproxy-config")
+@click.option(
+    "--bind", required=True, type=_address(True), metavar="ADDR:PORT", help="Where HAProxy listens."
+)
+@click.option(
+    "--server",
+    "servers",
+    required=True,
+    multiple=True,
+    type=_address(False),
+    metavar="HOST:PORT",
+    help="An app server (repeat for each one).",
+)
+@click.option(
+    "--page",
+    metavar="PATH",
+    help="Write the page here and the problem JSON beside it (PATH-problem), as HAProxy's "
+    "errorfile reads them. Default: maintenance.http in the instance folder, not written.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 60),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between health checks: how long HAProxy takes to see a change.",
+)
+def maintenance_haproxy_config(
+    bind: Any, servers: tuple[Any, ...], page: str | None, interval: float
+) -> None:
+    """Print a complete HAProxy (2.6+) configuration in front of the app servers.
+
+    HAProxy checks each server on <status path>/ready: while maintenance is on (mode full, any
+    backend) or every server is dead, it answers 503 itself with the page or problem JSON, and
+    still lets through what the app lets through. With --page, also write those two files.
+    """
+    from . import haproxy, proxy
+
+    settings = _extension().settings()
+    root = _root()
+    target = os.path.abspath(page or os.path.join(current_app.instance_path, "maintenance.http"))
+    problem = haproxy.problem_path(target)
+    try:
+        text = haproxy.configuration(
+            bind=bind,
+            servers=servers,
+            page=target,
+            problem=problem,
+            status_path=root + settings.status_path,
+            api_prefixes=[root + prefix for prefix in settings.api_prefixes],
+            open_paths=[root + path for path in (*settings.allowed_paths, settings.status_path)],
+            allowed_networks=settings.allowed_networks,
+            bypass_cookie=settings.bypass_cookie,
+            interval=interval,
+            command=" ".join(
+                [
+                    f"flask maintenance haproxy-config --bind {bind}",
+                    *(f"--server {server}" for server in servers),
+                    f"--page {target}",
+                ]
+            ),
+        )
+        files = {}
+        if page is not None:
+            state, now = _extension().status(), times.utcnow()
+            for path, as_json in ((target, False), (problem, True)):
+                answer = proxy.static_answer(state, settings, as_json=as_json, root=root, now=now)
+                files[path] = haproxy.http_file(answer)
+    except ConfigurationError as error:
+        raise MaintenanceCommandError(str(error)) from None
+    for path, data in files.items():
+        try:
+            FileBackend(path).write(data)  # atomic and 0644: HAProxy never reads half a file
+        except MaintenanceError as error:
+            reason = getattr(error.__cause__, "strerror", None) or error
+            raise MaintenanceCommandError(f"cannot write {path}: {reason}") from None
+        click.echo(f"Wrote {path}", err=True)
+    click.echo(text, nl=False)
+    if page is None and not os.path.exists(target):
+        click.echo(
+            f"warning: {target} does not exist yet: run again with --page {target} to write the answers",
+            err=True,
+        )
 
 
 @maintenance_group.command("edge-worker")

@@ -116,6 +116,26 @@ def _status_path(value: Any, key: str) -> str:
     return path
 
 
+#: At most this many recovery checks: the page sends them all at once, every few seconds.
+MAX_RECOVERY_CHECKS = 8
+_SAME_SITE_PATH = re.compile(r"/(?!/)[!#-~]{0,511}")
+
+
+def _recovery_checks(value: Any, key: str) -> tuple[str, ...]:
+    checks = _names(value, key)
+    if len(checks) > MAX_RECOVERY_CHECKS:
+        raise ConfigurationError(f"{key} takes at most {MAX_RECOVERY_CHECKS} URLs, not {len(checks)}")
+    for check in checks:
+        # A path on this site only: the page's Content-Security-Policy allows nothing else, and
+        # printable ASCII without spaces or quotes so it travels in one HTML attribute.
+        if not _SAME_SITE_PATH.fullmatch(check) or "\\" in check:
+            raise ConfigurationError(
+                f"{key}: {check!r} must be a path on this site, such as '/healthz' (no host, "
+                "spaces or backslashes, at most 512 characters)"
+            )
+    return checks
+
+
 def _networks(value: Any, key: str) -> tuple[IPNetwork, ...]:
     networks = []
     for entry in _names(value, key):
@@ -265,6 +285,19 @@ KEYS: tuple[Key, ...] = (
         "under it (``<path>/bypass/<token>``).",
     ),
     Key(
+        "MAINTENANCE_RECOVERY_CHECKS",
+        "recovery_checks",
+        (),
+        _recovery_checks,
+        f"up to {MAX_RECOVERY_CHECKS} paths on the site",
+        "URLs such as ``/healthz`` or ``/api/healthz`` that must all answer 2xx, besides the status "
+        "path saying maintenance is over, before the page reloads itself. The page asks them all at "
+        "once, and reloads with a cache-busting ``v=<timestamp>`` parameter. They are paths on the "
+        "site, not under the app's prefix. The static pages of ``render-page``, ``nginx-config`` and "
+        "``haproxy-config`` check them too.",
+        shown_default="none: the status path only",
+    ),
+    Key(
         "MAINTENANCE_STATUS_CORS",
         "status_cors",
         (),
@@ -384,6 +417,7 @@ class Settings:
     allowed_paths: tuple[str, ...]
     check_interval: float
     status_path: str
+    recovery_checks: tuple[str, ...]
     status_cors: frozenset[str]
     template: str | None
     response_headers: Mapping[str, str]

@@ -49,7 +49,7 @@ def worker_source(gate: Gate, state: State, *, root: str, interval: int, now: da
     for kind in ("full", "readonly"):
         answers[kind] = {}
         for as_json in (False, True):
-            answer = _answer(gate, state, status_url, now, kind == "readonly", as_json)
+            answer = _answer(gate, state, root, now, kind == "readonly", as_json)
             answers[kind]["json" if as_json else "page"] = answer
     values = {
         "modes": MODES,
@@ -81,19 +81,10 @@ def worker_source(gate: Gate, state: State, *, root: str, interval: int, now: da
 
 
 def _answer(
-    gate: Gate, state: State, status_url: str, now: datetime, readonly: bool, as_json: bool
+    gate: Gate, state: State, root: str, now: datetime, readonly: bool, as_json: bool
 ) -> dict[str, Any]:
     """One embedded answer, as ``render-page`` renders the page, with the app's headers."""
-    settings = gate.settings
-    answer = static_answer(
-        state,
-        retry_after=settings.retry_after,
-        status_path=status_url,
-        now=now,
-        readonly=readonly,
-        as_json=as_json,
-        extra_headers=settings.response_headers,
-    )
+    answer = static_answer(state, gate.settings, root=root, now=now, readonly=readonly, as_json=as_json)
     return {"body": answer.body.decode("utf-8"), "headers": [list(header) for header in answer.headers]}
 
 
