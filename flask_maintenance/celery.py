@@ -63,6 +63,7 @@ def install(celery_app: Celery, gate: WorkGate) -> None:
             type(task).add_around("__call__", _retry_while_blocked)
     celery_app.steps["consumer"].add(PauseConsumers)
     signals.beat_init.connect(_skip_due_tasks, weak=False)
+    signals.worker_process_init.connect(_start_pool_process, weak=False)
 
 
 def _blocking(task: Task, queue: str | None, gate: WorkGate) -> State | None:
@@ -91,9 +92,16 @@ def _retry_while_blocked(call: Callable[..., Any]) -> Callable[..., Any]:
         if gate is None or request.called_directly:
             return call(task, *args, **kwargs)
         queue = (request.delivery_info or {}).get("routing_key")
-        state = _blocking(task, queue, gate)
-        if state is None:
-            return call(task, *args, **kwargs)
+        # Counted before the state is read, so that `on --wait` never misses a task that an
+        # earlier state let run (see flask_maintenance.workers).
+        work = gate.worker.begin() if gate.worker is not None else None
+        try:
+            state = _blocking(task, queue, gate)
+            if state is None:
+                return call(task, *args, **kwargs)
+        finally:
+            if work is not None:
+                work.end()
         if request.is_eager:
             # An eager retry runs again at once (and fails again): nothing can wait for the end.
             raise MaintenanceActive(state)
@@ -105,6 +113,23 @@ def _retry_while_blocked(call: Callable[..., Any]) -> Callable[..., Any]:
         raise Retry(exc=MaintenanceActive(state), when=countdown)
 
     return gated
+
+
+# -- the worker's processes ---------------------------------------------------------------------
+
+
+def _publish_heartbeat(gate: WorkGate) -> None:
+    """Publish this process's heartbeat: ``on --wait`` then waits for it to switch, and for the
+    tasks it runs that began before the switch (``flask maintenance status`` lists it)."""
+    if gate.worker is not None:
+        gate.worker.start(kind="tasks")
+
+
+def _start_pool_process(**kwargs: Any) -> None:
+    """On ``worker_process_init``, in each pool process that runs tasks (a forked child starts
+    with no heartbeat of its own)."""
+    for gate in list(_gates.values()):
+        _publish_heartbeat(gate)
 
 
 # -- the worker's consumer ----------------------------------------------------------------------
@@ -130,6 +155,7 @@ class PauseConsumers(bootsteps.StartStopStep):  # type: ignore[misc]  # Celery i
         gate = _gates.get(consumer.app)
         if gate is None:
             return
+        _publish_heartbeat(gate)
         self.check(consumer, gate)
         self.timer = consumer.timer.call_repeatedly(gate.period, self.check, (consumer, gate))
 

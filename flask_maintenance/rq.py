@@ -57,6 +57,20 @@ class MaintenanceWorker(Worker):
         self.maintenance_gate = _gate(app)
         self._paused = False
 
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)
+        # Its heartbeat: `flask maintenance on --wait` waits for the job it runs to finish.
+        if self.maintenance_gate.worker is not None:
+            self.maintenance_gate.worker.start(kind="tasks")
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        worker = self.maintenance_gate.worker
+        if worker is None:
+            super().execute_job(job, queue)
+            return
+        with worker.in_flight():
+            super().execute_job(job, queue)
+
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[Job, Queue] | None:

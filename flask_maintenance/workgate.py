@@ -18,6 +18,7 @@ from .model import State
 
 if TYPE_CHECKING:
     from .gate import Gate
+    from .workers import Worker
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -33,12 +34,17 @@ class WorkGate:
         block modes.
     :param exempt: names (tasks, queues) whose work runs whatever the state.
     :param interval: how often a worker looks again, in seconds.
+    :param worker: the app's record of this process (its heartbeat, and its work in flight for
+        ``flask maintenance on --wait``); ``None`` for a worker without an app.
     """
 
-    def __init__(self, guard: Guard, exempt: Collection[str], interval: float) -> None:
+    def __init__(
+        self, guard: Guard, exempt: Collection[str], interval: float, worker: Worker | None = None
+    ) -> None:
         self.guard = guard
         self.exempt = frozenset(exempt)
         self.period = max(interval, MIN_PERIOD)
+        self.worker = worker
         self._warned = False
 
     def blocking(self, names: Iterable[str] = (), features: Collection[str] = ()) -> State | None:
@@ -69,7 +75,7 @@ def for_gate(gate: Gate, exempt: Collection[str]) -> WorkGate:
     def read() -> tuple[State, Collection[str]]:
         return gate.cache.get(), block_modes
 
-    return WorkGate(Guard(read), exempt, gate.settings.check_interval)
+    return WorkGate(Guard(read), exempt, gate.settings.check_interval, gate.worker)
 
 
 def from_environment(exempt: Collection[str], interval: float) -> WorkGate:

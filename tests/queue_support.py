@@ -197,6 +197,11 @@ class QueueProject:
         """Run ``code`` in a fresh interpreter that imports the app (to send tasks, read results)."""
         return self.run(sys.executable, "-c", f"from {QUEUED_MODULE} import *\n{code}")
 
+    def start_flask(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start a ``flask`` command without waiting for it; its output goes to ``flask.log``."""
+        self.start("flask", [FLASK, *args])
+        return self.processes[-1][0]
+
     def start(self, name: str, command: list[str]) -> Path:
         """Start a long-running process; its output goes to ``<name>.log``."""
         log = self.directory / f"{name}.log"

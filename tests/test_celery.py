@@ -54,16 +54,19 @@ def test_workers_pause_during_maintenance_and_every_task_runs_once_after(queue_p
     )
     project.wait_for("start slow-1")
     project.wait_for("start slow-2")
-    project.flask("maintenance", "on", "--retry", "1")
-    settle(1.0)  # five check intervals: the worker and beat have seen it
-    ticks = project.ended()["tick"]
+    switching = project.start_flask("maintenance", "on", "--retry", "1", "--wait", "30")
+    project.wait_for_log(worker_log, "this worker stopped taking tasks from celery (still from urgent)")
     *waiting, _ = send(
         project, 'job.delay("a")', 'job.delay("b")', 'job.delay("c")', 'urgent.delay("urgent")'
     )
-
-    # Tasks already running finish, and their results are stored.
+    # `on --wait` waits for the tasks running when it switched: they finish, with their results.
+    settle(1.0)  # four heartbeats of each pool process
+    assert switching.poll() is None, switching.communicate()
     assert not {"end slow-1", "end slow-2"} & set(project.lines())
     project.release()
+    assert switching.wait(timeout=30) == 0, project.logs()
+    assert {"end slow-1", "end slow-2"} <= set(project.lines())
+    ticks = project.ended()["tick"]
     assert results(project, *running) == ["slow-1", "slow-2"]
     # Exempt work runs during the window: the paused worker still consumes the exempt queue.
     project.wait_for("end urgent")

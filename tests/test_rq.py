@@ -24,11 +24,16 @@ def test_the_worker_takes_no_job_during_maintenance_and_each_runs_once_after(
 
     [slow] = project.enqueue(("default", "slow"))  # it runs until released
     project.wait_for("start slow")
-    project.flask("maintenance", "on")
+    switching = project.start_flask("maintenance", "on", "--wait", "30")
+    wait_until(lambda: "Maintenance is ON" in project.flask("maintenance", "status"), "maintenance to be on")
     project.enqueue(("default", "a"), ("default", "b"), ("urgent", "urgent"))
-    assert "end slow" not in project.lines()  # it is running across the switch
+    # `on --wait` waits for the job running when it switched: it finishes, with its result.
+    settle(1.0)  # four heartbeats
+    assert switching.poll() is None, switching.communicate()
+    assert "end slow" not in project.lines()
     project.release()
-    # The job running at the switch finishes, and its result is stored.
+    assert switching.wait(timeout=30) == 0, project.logs()
+    assert "end slow" in project.lines()
     wait_until(lambda: project.rq_result(slow) == "slow", "the result of the job running at the switch")
     project.wait_for("end urgent")  # an exempt queue is worked on during the window
     settle(NOTICED)
