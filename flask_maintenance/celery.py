@@ -129,6 +129,7 @@ def _start_pool_process(**kwargs: Any) -> None:
     """On ``worker_process_init``, in each pool process that runs tasks (a forked child starts
     with no heartbeat of its own)."""
     for gate in list(_gates.values()):
+        gate.blocking()  # read the state now: the heartbeat names it before the first task
         _publish_heartbeat(gate)
 
 

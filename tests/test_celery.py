@@ -109,6 +109,11 @@ def test_a_worker_started_during_maintenance_starts_paused_and_does_not_poll(
     # (a busy loop would make thousands of calls a second).
     assert "brpop" not in calls and sum(calls.values()) < 150, calls
     assert "start early" not in project.lines(), project.logs()
+    # The worker and its two pool processes publish heartbeats, under host:pid, as "tasks".
+    status = project.flask("maintenance", "status")
+    worker_pid = project.processes[0][0].pid
+    assert "  workers:      3\n" in status and status.count(" tasks  readonly") == 3, status
+    assert f":{worker_pid} " in status, status
 
     project.flask("maintenance", "off")
     assert results(project, early) == ["early"]
