@@ -28,6 +28,8 @@ from .times import format_instant
 
 #: Commands that run whatever the state: this group, and Flask's own.
 ALWAYS_EXEMPT = frozenset({"maintenance", "run", "shell", "routes"})
+# In a command's ``ctx.meta`` once the gate has let it run: later app contexts are its own work.
+_CHECKED = "flask_maintenance.checked"
 
 
 class MaintenanceCommandError(click.ClickException):
@@ -617,8 +619,15 @@ def install_command_gate(app: Flask) -> None:
 
     def on_app_context(sender: Flask, **extra: Any) -> None:
         ctx = click.get_current_context(silent=True)
-        if ctx is not None and ctx.parent is not None:  # inside a command, not Flask resolving one
-            check_command(ctx, sender)
+        if ctx is None or ctx.parent is None:  # outside a command, or Flask resolving one
+            return
+        # Once per command, and only under `flask` itself: a worker that a command starts
+        # (Celery's and RQ's command lines are Click programs too) pushes an app context for
+        # each task, and a task is not a command; workers pause instead (flask_maintenance.celery).
+        if ctx.meta.get(_CHECKED) or not isinstance(ctx.find_root().command, FlaskGroup):
+            return
+        check_command(ctx, sender)
+        ctx.meta[_CHECKED] = True
 
     _gate_group(app.cli)
     # Only when the `flask` command is loading the app: a receiver would cost every web
@@ -726,6 +735,7 @@ def _gate_command(command: click.Command) -> None:
 
     def gated_invoke(ctx: click.Context) -> Any:
         check_command(ctx)
+        ctx.meta[_CHECKED] = True
         return invoke(ctx)
 
     command.invoke = gated_invoke  # type: ignore[method-assign]

@@ -498,9 +498,29 @@ class Maintenance:
         return mark
 
     def exempt(self, command: F) -> F:
-        """Mark a Click command (or its callback) to run even during maintenance."""
+        """Mark a Click command (or its callback), or a Celery task (above or below the task
+        decorator), to run even during maintenance."""
         command.__maintenance_exempt__ = True  # type: ignore[attr-defined]
         return command
+
+    def init_celery(self, celery_app: Any, *, app: Flask | None = None) -> None:
+        """Pause ``celery_app``'s workers and beat while maintenance blocks background work.
+
+        While on in one of ``MAINTENANCE_CLI_BLOCK_MODES``, each worker stops taking tasks
+        within its check interval (tasks already running finish), a task run anyway is retried
+        after ``Retry-After``, and beat skips periodic tasks; all resume when it is off. Tasks
+        marked with :meth:`exempt` or named in ``MAINTENANCE_CELERY_EXEMPT`` (or sent to a queue
+        named there) run. Needs the ``celery`` extra.
+
+        :param celery_app: the ``Celery`` instance, from the app factory.
+        :param app: the Flask app whose state and config decide, instead of ``current_app`` (or
+            the only app this instance serves).
+        """
+        from . import workgate
+        from .celery import install
+
+        gate = self._gate(app if app is not None else self._only_app())
+        install(celery_app, workgate.for_gate(gate, gate.settings.celery_exempt))
 
     def guard(self, func: F | None = None, *, raise_: bool = False, app: Flask | None = None) -> Any:
         """Skip a function while maintenance stops background work (``@m.guard``).
