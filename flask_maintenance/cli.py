@@ -543,6 +543,7 @@ def maintenance_run(
         click.echo(line, err=True)
 
     status = 0
+    interrupted: Interrupted | None = None
     token = new_token() if secret else None
     # Only the command gets the secret: it is never printed, logged or stored (only its hash).
     bypass = (
@@ -563,12 +564,17 @@ def maintenance_run(
             secret=token,
         ) as state:
             not_started = f"{command[0]} did not start"
-            problem = None if no_wait else _wait_for_workers(wait_seconds, state, not_started, report)
-            if problem is None:
-                status, started = _run_passing_signals(list(command), bypass)
+            try:
+                problem = None if no_wait else _wait_for_workers(wait_seconds, state, not_started, report)
+            except Interrupted as error:  # nothing started: the state comes back, as after a timeout
+                interrupted = error
+                status, started = error.exit_code, False
             else:
-                report(f"Error: {problem}; {not_started}.")
-                status, started = 1, False
+                if problem is None:
+                    status, started = _run_passing_signals(list(command), bypass)
+                else:
+                    report(f"Error: {problem}; {not_started}.")
+                    status, started = 1, False
             if started:
                 report(f"Command exited with {status}.")
             if started and status != 0:  # one that never started changed nothing to guard
@@ -577,6 +583,8 @@ def maintenance_run(
         pass
     except MaintenanceError as error:
         raise _operator_error(error) from None
+    if interrupted is not None:
+        raise interrupted
     raise SystemExit(status)
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import FLASK, TIMEOUT, make_project
+from cli_support import FLASK, TIMEOUT, Project, make_project
 from conftest import AppFactory
 from flask import Flask, request
 from servers import (  # noqa: F401 (fixtures)
@@ -200,6 +200,34 @@ class TestHeartbeat:
         before = _heartbeat_threads()
         assert app.test_client().post("/form").status_code == 200
         assert _heartbeat_threads() == before
+
+
+def interrupt_the_wait(project: Project, *args: str) -> tuple[int, str]:
+    """Run ``flask maintenance ARGS`` while a worker lags, Ctrl-C it once it waits; return its
+    exit status and what it wrote on stderr after the first progress line."""
+    lagging = project.lock_file.parent / f"{project.lock_file.name}.worker.other"
+    lagging.parent.mkdir(parents=True, exist_ok=True)
+    lagging.write_bytes(heartbeat(interval=60.0))  # never switches: the wait goes on
+    waiting = subprocess.Popen(
+        [FLASK, "maintenance", *args],
+        cwd=project.root,
+        env=project.env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert waiting.stderr is not None
+        for _ in range(10):  # what it says before waiting, then the first progress line
+            if waiting.stderr.readline().startswith("waiting: workers switched 0/1"):
+                break
+        waiting.send_signal(signal.SIGINT)
+        _, err = waiting.communicate(timeout=TIMEOUT)
+    finally:
+        waiting.kill()
+        waiting.wait()
+    return waiting.returncode, err
 
 
 class ReadsSlowly(FileBackend):
@@ -386,30 +414,22 @@ class TestWait:
 
     def test_ctrl_c_while_waiting_leaves_the_state_as_written_and_exits_130(self, tmp_path: Path) -> None:
         project = make_project(tmp_path)
-        lagging = project.lock_file.parent / f"{project.lock_file.name}.worker.other"
-        lagging.write_bytes(heartbeat(interval=60.0))  # never switches: the wait goes on
-        waiting = subprocess.Popen(
-            [FLASK, "maintenance", "on", "--mode", "readonly", "--wait", "60"],
-            cwd=project.root,
-            env=project.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert waiting.stderr is not None
-            assert waiting.stderr.readline().startswith("waiting: workers switched 0/1")
-            waiting.send_signal(signal.SIGINT)
-            _, err = waiting.communicate(timeout=TIMEOUT)
-        finally:
-            waiting.kill()
-            waiting.wait()
-        assert waiting.returncode == 130
+        status, err = interrupt_the_wait(project, "on", "--mode", "readonly", "--wait", "60")
+        assert status == 130
         assert err.splitlines() == [
             "Error: interrupted while waiting for the workers; maintenance is ON (mode readonly) all the same"
         ]
         assert project.flask("maintenance", "status").stdout.startswith("Maintenance is ON (mode readonly)")
+
+    def test_ctrl_c_while_run_waits_gives_the_state_back_as_a_timeout_does(self, tmp_path: Path) -> None:
+        project = make_project(tmp_path)
+        status, err = interrupt_the_wait(project, "run", "--mode", "readonly", "--", "true")
+        assert status == 130
+        assert err.splitlines()[-2:] == [
+            "Maintenance is off again.",
+            "Error: interrupted while waiting for the workers; true did not start",
+        ]
+        assert project.flask("maintenance", "status").stdout.startswith("Maintenance is OFF")
 
     def test_the_progress_bar_on_a_terminal(self, capsys: pytest.CaptureFixture[str]) -> None:
         workers = (
