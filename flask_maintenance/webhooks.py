@@ -25,6 +25,7 @@ import urllib.request
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -145,8 +146,10 @@ def deliver(url: str, body: bytes) -> bool:
 
 def _shown(url: str) -> str:
     """The URL without its path, query or user: incoming-webhook URLs carry their secret there."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0].rpartition('@')[2]}"
+    # urlsplit, not a split on "/": a URL with a query and no path ("https://host?key=...")
+    # must lose its query too.
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 _LIVE: weakref.WeakSet[Webhooks] = weakref.WeakSet()

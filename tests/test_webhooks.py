@@ -142,6 +142,18 @@ class TestFailingReceivers:
         assert "refused the notification (HTTP 404)" in caplog.text
         assert "secret-part" not in caplog.text  # incoming-webhook URLs carry their secret in the path
 
+    def test_a_secret_in_the_query_is_not_logged(
+        self, make_app: AppFactory, receiver: Receiver, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Some incoming webhooks carry their key in the query, with no path before it.
+        receiver.answers = [404]
+        app, m = hooked(make_app, f"http://{HOST}:{receiver.port}?key=query-secret")
+        with caplog.at_level(logging.WARNING, logger="flask_maintenance"):
+            m.enable(app=app)
+            assert m.wait_for_notifications(TIMEOUT, app=app)
+        assert f"maintenance webhook http://{HOST}:{receiver.port} refused" in caplog.text
+        assert "query-secret" not in caplog.text
+
     def test_a_redirect_is_not_followed(self, make_app: AppFactory, receiver: Receiver) -> None:
         elsewhere = Receiver()
         try:
