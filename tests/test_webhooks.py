@@ -199,7 +199,10 @@ class TestFailingReceivers:
 
 
 class TestConfiguration:
-    @pytest.mark.parametrize("value", ["ftp://example.test/x", "not a url", ["http://"], [42]])
+    @pytest.mark.parametrize(
+        "value",
+        ["ftp://example.test/x", "not a url", ["http://"], [42], "http://[::1/hook", "http://127.0.0.1:99999/"],
+    )
     def test_bad_urls_fail_at_startup(self, make_app: AppFactory, value: object) -> None:
         with pytest.raises(ValueError, match="MAINTENANCE_WEBHOOKS"):
             make_app(MAINTENANCE_WEBHOOKS=value)
