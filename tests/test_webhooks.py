@@ -7,6 +7,7 @@ itself is announced once for all the processes that see it.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -80,6 +81,18 @@ class TestDelivery:
         m.enable(message="same", app=app)
         assert m.wait_for_notifications(TIMEOUT, app=app)
         assert receiver.events() == ["on"]
+
+    def test_credentials_in_the_url_are_sent_as_basic_auth(
+        self, make_app: AppFactory, receiver: Receiver, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        receiver.answers = [503]  # one failure, to see what the log says of the URL
+        app, m = hooked(make_app, f"http://hook:s%40cret@{HOST}:{receiver.port}/hooks/maintenance")
+        with caplog.at_level(logging.INFO, logger="flask_maintenance"):
+            m.enable(app=app)
+            assert m.wait_for_notifications(TIMEOUT, app=app)
+        assert receiver.events() == ["on", "on"]
+        assert receiver.headers[-1]["Authorization"] == "Basic " + base64.b64encode(b"hook:s@cret").decode()
+        assert "cret" not in caplog.text and "hook:" not in caplog.text
 
     def test_every_url_gets_every_notification(self, make_app: AppFactory) -> None:
         first, second = Receiver(), Receiver()
@@ -201,7 +214,14 @@ class TestFailingReceivers:
 class TestConfiguration:
     @pytest.mark.parametrize(
         "value",
-        ["ftp://example.test/x", "not a url", ["http://"], [42], "http://[::1/hook", "http://127.0.0.1:99999/"],
+        [
+            "ftp://example.test/x",
+            "not a url",
+            ["http://"],
+            [42],
+            "http://[::1/hook",
+            "http://127.0.0.1:99999/",
+        ],
     )
     def test_bad_urls_fail_at_startup(self, make_app: AppFactory, value: object) -> None:
         with pytest.raises(ValueError, match="MAINTENANCE_WEBHOOKS"):
