@@ -23,9 +23,11 @@ from .errors import ConfigurationError, MaintenanceError
 from .gate import Features, Gate
 from .guard import Guard
 from .hook import request_hook
+from .inflight import CountUnsafeRequests
 from .model import FEATURES_ATTRIBUTE, Schedule, State, features_of
 from .notify import Announcer
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
+from .workers import Heartbeat, Worker, read_heartbeats
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -103,6 +105,8 @@ class Maintenance:
             # First of all before_request hooks, so that nothing the app does (database,
             # session) runs for a refused request: Flask opened the session already, though.
             app.before_request_funcs.setdefault(None, []).insert(0, request_hook(app, gate))
+            # What the fast path does besides deciding: count unsafe requests for the drain.
+            app.wsgi_app = CountUnsafeRequests(app.wsgi_app, gate.worker)  # type: ignore[method-assign]
         metrics.watch(gate)
 
         from .cli import install_command_gate, maintenance_group
@@ -385,6 +389,23 @@ class Maintenance:
         ``flask_maintenance_refused_total`` metric when ``prometheus_client`` is installed.
         """
         return self._gate(app).refusal_counts()
+
+    def workers(self, *, app: Flask | None = None) -> list[Heartbeat]:
+        """The processes that enforce this app's state now, from their last heartbeats.
+
+        Each serving process (every web worker, on every server sharing the backend) publishes
+        one at the check interval; a process gone or frozen for three intervals is left out.
+        ``flask maintenance status`` lists the same.
+
+        :raises BackendError: when the backend cannot be read.
+        """
+        return read_heartbeats(self._gate(app).backend)
+
+    def worker(self, *, app: Flask | None = None) -> Worker:
+        """This process's :class:`~flask_maintenance.workers.Worker` for the app: to count other
+        unsafe work than requests (tasks) and publish its heartbeat from a process that serves
+        no requests (see :mod:`flask_maintenance.workers`)."""
+        return self._gate(app).worker
 
     @contextmanager
     def isolated(
