@@ -936,6 +936,7 @@ def maintenance_haproxy_config(
             open_paths=[root + path for path in (*settings.allowed_paths, settings.status_path)],
             allowed_networks=settings.allowed_networks,
             bypass_cookie=settings.bypass_cookie,
+            bypass_header=settings.bypass_header,
             interval=interval,
             command=" ".join(
                 [
