@@ -3,7 +3,7 @@
 The in-process tests publish heartbeats by calling ``Worker.publish()`` (the thread would do the
 same once per interval) and plant records by hand where a test needs another process's. The
 slow tests run the real thing: gunicorn with two sync workers (two servers sharing a Redis),
-a POST that sleeps 2 s while ``flask maintenance on --mode readonly --wait`` runs, a worker
+orders stored in a real PostgreSQL, a POST that sleeps 2 s while ``flask maintenance on --mode readonly --wait`` runs, a worker
 frozen with SIGSTOP, one killed.
 """
 
@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -29,6 +28,8 @@ from typing import Any
 import pytest
 from cli_support import FLASK, TIMEOUT, Project, make_project
 from conftest import AppFactory
+from database_servers import Postgres
+from database_servers import postgres as postgres  # the session's server
 from flask import Flask, request
 from servers import (  # noqa: F401 (fixtures)
     HOST,
@@ -519,11 +520,10 @@ class TestRedis:
 SUBJECT = "drain_subject"
 SUBJECT_SOURCE = """
 import os
-import sqlite3
 import time
-from contextlib import closing
 
 from flask import Flask, request
+from sqlalchemy import create_engine, text
 
 from flask_maintenance import Maintenance
 
@@ -537,13 +537,12 @@ app.config.update(
 if os.environ.get("SUBJECT_REDIS_URL"):
     app.config["MAINTENANCE_BACKEND"] = os.environ["SUBJECT_REDIS_URL"]
 maintenance = Maintenance(app)
+database = create_engine(os.environ["SUBJECT_DATABASE_URL"])
 
 
 def save(name):
-    with closing(sqlite3.connect(os.path.join(HERE, "orders.sqlite3"), timeout=10)) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS orders (name TEXT)")
-        db.execute("INSERT INTO orders VALUES (?)", (name,))
-        db.commit()
+    with database.begin() as connection:
+        connection.execute(text("INSERT INTO orders (name) VALUES (:name)"), {"name": name})
 
 
 @app.get("/")
@@ -574,14 +573,24 @@ def slow_order():
 class Subject(AppProject):
     """The app module on disk, its gunicorn servers, and the real ``flask`` command."""
 
-    def __init__(self, directory: Path, check_interval: float, redis_url: str = "") -> None:
+    def __init__(
+        self, directory: Path, check_interval: float, postgres: Postgres, redis_url: str = ""
+    ) -> None:
         require_module("gunicorn", 'pip install -e ".[test]"')
+        self.postgres = postgres
+        self.database_url = postgres.new_database()
+        connection = postgres.connect(self.database_url.rsplit("/", 1)[1])
+        try:
+            connection.execute("CREATE TABLE orders (id SERIAL PRIMARY KEY, name TEXT NOT NULL)")
+        finally:
+            connection.close()
         super().__init__(
             directory,
             SUBJECT,
             SUBJECT_SOURCE,
             SUBJECT_CHECK_INTERVAL=str(check_interval),
             SUBJECT_REDIS_URL=redis_url,
+            SUBJECT_DATABASE_URL=self.database_url,
         )
 
     def maintenance(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -600,8 +609,12 @@ class Subject(AppProject):
         return workers
 
     def orders(self) -> list[str]:
-        with closing(sqlite3.connect(self.directory / "orders.sqlite3")) as db:
-            return [name for (name,) in db.execute("SELECT name FROM orders")]
+        """The names of the orders in PostgreSQL, in the order they were written."""
+        connection = self.postgres.connect(self.database_url.rsplit("/", 1)[1])
+        try:
+            return [name for (name,) in connection.execute("SELECT name FROM orders ORDER BY id")]
+        finally:
+            connection.close()
 
     @contextmanager
     def serving(self, workers: int = 2) -> Iterator[GunicornServer]:
@@ -700,8 +713,10 @@ def readonly_with_a_write_in_flight(subject: Subject, server: GunicornServer, wo
 
 @pytest.mark.slow
 class TestUnderGunicorn:
-    def test_readonly_wait_returns_once_the_post_in_flight_has_written(self, tmp_path: Path) -> None:
-        subject = Subject(tmp_path / "site", check_interval=0.25)
+    def test_readonly_wait_returns_once_the_post_in_flight_has_written(
+        self, tmp_path: Path, postgres: Postgres
+    ) -> None:
+        subject = Subject(tmp_path / "site", check_interval=0.25, postgres=postgres)
         with subject.serving() as server, load(server):
             readonly_with_a_write_in_flight(subject, server, workers=2)
             assert server.post("/orders", "after-the-switch") == 503
@@ -712,8 +727,10 @@ class TestUnderGunicorn:
             assert server.post("/orders", "after-off") == 200
             assert subject.orders() == ["before-the-switch", "after-off"]
 
-    def test_a_frozen_worker_times_out_the_wait_and_a_killed_one_stops_counting(self, tmp_path: Path) -> None:
-        subject = Subject(tmp_path / "site", check_interval=1.0)
+    def test_a_frozen_worker_times_out_the_wait_and_a_killed_one_stops_counting(
+        self, tmp_path: Path, postgres: Postgres
+    ) -> None:
+        subject = Subject(tmp_path / "site", check_interval=1.0, postgres=postgres)
         with subject.serving() as server, load(server):
             wait_until(every_worker_listed(subject, 2), "both workers' heartbeats")
             frozen = subject.workers()[0]
@@ -737,8 +754,12 @@ class TestUnderGunicorn:
             assert frozen.name not in again.stdout + again.stderr
             assert frozen.pid not in [worker.pid for worker in subject.workers()]
 
-    def test_two_servers_on_one_redis(self, tmp_path: Path, redis_server: RedisServer) -> None:
-        subject = Subject(tmp_path / "site", check_interval=0.25, redis_url=redis_server.url)
+    def test_two_servers_on_one_redis(
+        self, tmp_path: Path, redis_server: RedisServer, postgres: Postgres
+    ) -> None:
+        subject = Subject(
+            tmp_path / "site", check_interval=0.25, postgres=postgres, redis_url=redis_server.url
+        )
         with subject.serving() as first, subject.serving() as second, load(first, second):
             readonly_with_a_write_in_flight(subject, second, workers=4)
             assert {worker.state for worker in subject.workers()} == {"readonly"}
