@@ -177,7 +177,9 @@ class TestCommand:
         assert "more than HAProxy's buffer holds" in result.stderr
         assert not page.exists()
 
-    def test_the_biggest_page_accepted_fits_haproxys_buffer(self, make_app: AppFactory, tmp_path: Path) -> None:
+    def test_the_biggest_page_accepted_fits_haproxys_buffer(
+        self, make_app: AppFactory, tmp_path: Path
+    ) -> None:
         # HAProxy keeps tune.maxrewrite (1 KiB) of its 16 KiB buffer free, and stores every header
         # with some bytes of its own: a page that fills the rest makes it warn at every start that
         # rewriting the answer (http-after-response) may fail with an internal error.
