@@ -172,7 +172,15 @@ def blocked(
     else:
         feature_name = None if feature is None else feature.name
         body = _page(
-            title, detail, retry_after, ends_at, overdue, status_url, feature_name, recovery_checks
+            title,
+            detail,
+            retry_after,
+            ends_at,
+            overdue,
+            status_url,
+            feature_name,
+            recovery_checks,
+            readonly=readonly and feature is None,
         ).encode("utf-8")
         headers += [("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", PAGE_CSP)]
     headers += [("Retry-After", str(retry_after)), ("Cache-Control", "no-store")]
@@ -261,6 +269,8 @@ def _page(
     status_url: str,
     feature: str | None,
     recovery_checks: Sequence[str],
+    *,
+    readonly: bool,
 ) -> str:
     if overdue:
         expected = f"This is taking longer than expected. Please try again in about {_human(retry_after)}."
@@ -279,6 +289,7 @@ def _page(
         expected=expected,
         status_url=escape(status_url),
         feature_attribute="" if feature is None else f' data-feature="{escape(feature)}"',
+        readonly_attribute=" data-readonly" if readonly else "",
         # Validated to hold no spaces (config.py): one attribute, split on spaces by the script.
         checks_attribute=f' data-checks="{escape(" ".join(recovery_checks))}"' if recovery_checks else "",
     )
@@ -316,6 +327,8 @@ _SCRIPT = """
   var main = document.querySelector("main");
   var statusUrl = main.getAttribute("data-status-url");
   var feature = main.getAttribute("data-feature");
+  // The read-only page answered a write: it waits for writes. The full page waits for reads.
+  var waitsForWrites = main.hasAttribute("data-readonly");
   var live = document.getElementById("live");
   live.textContent = "This page reloads by itself as soon as we are back.";
   var when = document.querySelector("time[data-local]");
@@ -331,7 +344,9 @@ _SCRIPT = """
     return fetch(statusUrl, { cache: "no-store", headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (s) {
-        return !!s && (feature ? s.features.indexOf(feature) < 0 : (!s.active || s.mode === "banner"));
+        if (!s) { return false; }
+        if (feature) { return s.features.indexOf(feature) < 0; }
+        return !s.active || s.mode === "banner" || (s.mode === "readonly" && !waitsForWrites);
       });
   }
   function healthy(url) {
@@ -388,7 +403,7 @@ _HEAD = (
 
 _PAGE = (
     _HEAD
-    + """<main role="main" data-status-url="{status_url}"{feature_attribute}{checks_attribute}>
+    + """<main role="main" data-status-url="{status_url}"{feature_attribute}{readonly_attribute}{checks_attribute}>
 <h1>{title}</h1>
 <p class="detail">{detail}</p>
 <p class="expected">{expected}</p>
