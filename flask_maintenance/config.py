@@ -196,8 +196,19 @@ def _protection(value: Any, key: str) -> bool | str:
 def _webhooks(value: Any, key: str) -> tuple[str, ...]:
     urls = _names(value, key)
     for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or any(c in url for c in " \r\n\t"):
+        try:
+            parts = urlsplit(url)
+            # .port raises for a port out of range (urlopen would refuse it at every delivery),
+            # urlsplit for an unclosed "[" of an IPv6 address.
+            valid = parts.port is None or parts.port > 0
+        except ValueError:
+            valid = False
+        if (
+            not valid
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or any(c in url for c in " \r\n\t")
+        ):
             raise ConfigurationError(f"{key}: {url!r} is not an http:// or https:// URL")
     return urls
 
@@ -382,8 +393,26 @@ KEYS: tuple[Key, ...] = (
         rules.BLOCKING_MODES,
         _modes,
         "modes",
-        "The modes in which the app's commands, guarded functions and cron lines are refused "
-        "(``banner`` never blocks).",
+        "The modes in which the app's commands, guarded functions, cron lines and task queue "
+        "workers stop (``banner`` never blocks).",
+    ),
+    Key(
+        "MAINTENANCE_CELERY_EXEMPT",
+        "celery_exempt",
+        (),
+        _name_set,
+        "task names or queue names",
+        "Celery tasks that run during maintenance; a queue's name exempts every task on it, and "
+        "paused workers keep consuming that queue (see :doc:`background`).",
+    ),
+    Key(
+        "MAINTENANCE_RQ_EXEMPT_QUEUES",
+        "rq_exempt_queues",
+        (),
+        _name_set,
+        "queue names",
+        "RQ queues that :class:`~flask_maintenance.rq.MaintenanceWorker` keeps working on during "
+        "maintenance.",
     ),
     Key(
         "MAINTENANCE_PROTECT_DATABASE",
@@ -444,6 +473,8 @@ class Settings:
     fast_path: bool
     cli_exempt: frozenset[str]
     cli_block_modes: frozenset[str]
+    celery_exempt: frozenset[str]
+    rq_exempt_queues: frozenset[str]
     protect_database: bool | str
     webhooks: tuple[str, ...]
     bypass_header: str

@@ -23,9 +23,11 @@ from .errors import ConfigurationError, MaintenanceError
 from .gate import Features, Gate
 from .guard import Guard
 from .hook import request_hook
+from .inflight import CountUnsafeRequests
 from .model import FEATURES_ATTRIBUTE, Schedule, State, features_of
 from .notify import Announcer
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
+from .workers import Heartbeat, Worker, read_heartbeats
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -103,6 +105,8 @@ class Maintenance:
             # First of all before_request hooks, so that nothing the app does (database,
             # session) runs for a refused request: Flask opened the session already, though.
             app.before_request_funcs.setdefault(None, []).insert(0, request_hook(app, gate))
+            # What the fast path does besides deciding: count unsafe requests for the drain.
+            app.wsgi_app = CountUnsafeRequests(app.wsgi_app, gate.worker)  # type: ignore[method-assign]
         metrics.watch(gate)
 
         from .cli import install_command_gate, maintenance_group
@@ -266,7 +270,8 @@ class Maintenance:
 
         :param report: called with one line each time the state is switched (default: logged).
         :param secret: a bypass secret for the duration (the deploy's own checks pass with it,
-            in the bypass header); it is set even when the mode already on is strong enough.
+            in the bypass header); it is set even when the mode already on is strong enough,
+            and taken back when the block ends, whether or not the window stays.
         """
         gate = self._gate(app)
         say = report or logger.info
@@ -297,22 +302,42 @@ class Maintenance:
             yield state
         except BaseException:
             if off_on_failure:
-                self._give_back(gate, lock.to_json(), previous, before, say)
+                self._give_back(gate, lock.to_json(), previous, before, say, token_hash)
             else:
                 say(f"Maintenance stays on (mode {mode}): run `flask maintenance off` when the site is safe.")
+                self._revoke(gate, token_hash, before, say)
             raise
-        self._give_back(gate, lock.to_json(), previous, before, say)
+        self._give_back(gate, lock.to_json(), previous, before, say, token_hash)
 
     def _give_back(
-        self, gate: Gate, written: bytes, previous: Any, before: State, say: Callable[[str], None]
+        self,
+        gate: Gate,
+        written: bytes,
+        previous: Any,
+        before: State,
+        say: Callable[[str], None],
+        token_hash: str | None,
     ) -> None:
-        """Put back the lock there was before a window, unless somebody changed it meanwhile."""
+        """Put back the lock there was before a window, unless somebody changed it meanwhile
+        (then only the window's own secret is taken back)."""
         if not gate.writer.replace_lock(written, previous):
             say("Maintenance was changed by somebody else meanwhile; left as they made it.")
+            self._revoke(gate, token_hash, before, say)
         elif before.active:
             say(f"Maintenance is back to mode {before.mode}.")
         else:
             say("Maintenance is off again.")
+        self._fresh(gate)
+
+    def _revoke(self, gate: Gate, token_hash: str | None, before: State, say: Callable[[str], None]) -> None:
+        """Take back the secret a window made, when its state stays beyond the block."""
+        if token_hash is None:
+            return
+        try:
+            gate.writer.revoke_secret(token_hash, before)
+        except MaintenanceError as error:  # the block's own error, if any, is the one to raise
+            say(f"The bypass secret of the window could not be taken back: {error}")
+            return
         self._fresh(gate)
 
     # -- reading ---------------------------------------------------------------------------
@@ -364,6 +389,23 @@ class Maintenance:
         ``flask_maintenance_refused_total`` metric when ``prometheus_client`` is installed.
         """
         return self._gate(app).refusal_counts()
+
+    def workers(self, *, app: Flask | None = None) -> list[Heartbeat]:
+        """The processes that enforce this app's state now, from their last heartbeats.
+
+        Each serving process (every web worker, on every server sharing the backend) publishes
+        one at the check interval; a process gone or frozen for three intervals is left out.
+        ``flask maintenance status`` lists the same.
+
+        :raises BackendError: when the backend cannot be read.
+        """
+        return read_heartbeats(self._gate(app).backend)
+
+    def worker(self, *, app: Flask | None = None) -> Worker:
+        """This process's :class:`~flask_maintenance.workers.Worker` for the app: to count other
+        unsafe work than requests (tasks) and publish its heartbeat from a process that serves
+        no requests (see :mod:`flask_maintenance.workers`)."""
+        return self._gate(app).worker
 
     @contextmanager
     def isolated(
@@ -477,9 +519,29 @@ class Maintenance:
         return mark
 
     def exempt(self, command: F) -> F:
-        """Mark a Click command (or its callback) to run even during maintenance."""
+        """Mark a Click command (or its callback), or a Celery task (above or below the task
+        decorator), to run even during maintenance."""
         command.__maintenance_exempt__ = True  # type: ignore[attr-defined]
         return command
+
+    def init_celery(self, celery_app: Any, *, app: Flask | None = None) -> None:
+        """Pause ``celery_app``'s workers and beat while maintenance blocks background work.
+
+        While on in one of ``MAINTENANCE_CLI_BLOCK_MODES``, each worker stops taking tasks
+        within its check interval (tasks already running finish), a task run anyway is retried
+        after ``Retry-After``, and beat skips periodic tasks; all resume when it is off. Tasks
+        marked with :meth:`exempt` or named in ``MAINTENANCE_CELERY_EXEMPT`` (or sent to a queue
+        named there) run. Needs the ``celery`` extra.
+
+        :param celery_app: the ``Celery`` instance, from the app factory.
+        :param app: the Flask app whose state and config decide, instead of ``current_app`` (or
+            the only app this instance serves).
+        """
+        from . import workgate
+        from .celery import install
+
+        gate = self._gate(app if app is not None else self._only_app())
+        install(celery_app, workgate.for_gate(gate, gate.settings.celery_exempt))
 
     def guard(self, func: F | None = None, *, raise_: bool = False, app: Flask | None = None) -> Any:
         """Skip a function while maintenance stops background work (``@m.guard``).
