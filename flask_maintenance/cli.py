@@ -811,8 +811,14 @@ def maintenance_render_page(path: str) -> None:
     """
     from . import proxy
 
+    # nginx refuses every mode while the lock file exists: the page waits for off.
     answer = proxy.static_answer(
-        _extension().status(), _extension().settings(), as_json=False, root=_root(), now=times.utcnow()
+        _extension().status(),
+        _extension().settings(),
+        as_json=False,
+        root=_root(),
+        now=times.utcnow(),
+        every_mode=True,
     )
     body = answer.body
     target = os.path.abspath(path)

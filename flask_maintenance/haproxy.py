@@ -26,9 +26,12 @@ from .probes import LIVE, READY
 from .proxy import literal
 from .responses import Answer
 
-#: HAProxy holds a file's whole answer in one buffer (``tune.bufsize``, 16 KB by default),
-#: headers included; this leaves room for what HAProxy adds.
-MAX_ANSWER_BYTES = 15 * 1024
+#: HAProxy holds a file's whole answer in one buffer (``tune.bufsize``, 16 KiB by default),
+#: headers included, and keeps ``tune.maxrewrite`` (1 KiB) of it free for rewriting; each header
+#: also costs it a few bytes more than in the file. Past about 15,200 bytes it warns at every
+#: start that rewriting the answer may fail with an internal error; 14 KiB leaves room for
+#: dozens of ``MAINTENANCE_RESPONSE_HEADERS``.
+MAX_ANSWER_BYTES = 14 * 1024
 
 # What HAProxy would read as syntax (quotes, escapes, variables, comments, word breaks).
 _UNSAFE = re.compile(r"[\"'\\$#\s\x00-\x1f\x7f]")

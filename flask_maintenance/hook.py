@@ -82,7 +82,8 @@ def request_hook(app: Flask, gate: Gate) -> Callable[[], Response | None]:
 
     def check_maintenance() -> Response | None:
         state = gate.cache.get()
-        readiness = probes.get(request.path)
+        # The raw path, as the fast path reads it: request.path drops a doubled leading slash.
+        readiness = probes.get(request.environ.get("PATH_INFO", ""))
         if readiness is not None:  # /live and /ready, in every state (see probes.py)
             answer = probe_answer(readiness, state)
             return Response(answer.body, status=answer.status, headers=list(answer.headers))

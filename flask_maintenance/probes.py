@@ -47,9 +47,14 @@ NOT_READY = _answer(503, {"ready": False, "reason": "maintenance"})
 
 
 def probe_paths(status_path: str) -> dict[str, bool]:
-    """The probes' paths under ``status_path`` (as the app sees them), each mapped to whether it
-    is the readiness probe."""
-    return {status_path + LIVE: False, status_path + READY: True}
+    """The probes' paths under ``status_path``, each mapped to whether it is the readiness probe.
+
+    Keyed as the server passes them in ``PATH_INFO`` (UTF-8 bytes read as Latin-1, untouched
+    otherwise), so that the fast path and the hook both match the raw value, exactly, with one
+    look-up: ``//_maintenance/live`` is no probe, as the docs say.
+    """
+    wsgi_path = status_path.encode("utf-8").decode("latin-1")
+    return {wsgi_path + LIVE: False, wsgi_path + READY: True}
 
 
 def probe_answer(readiness: bool, state: State) -> Answer:

@@ -17,6 +17,7 @@ from .config import IPNetwork, Settings
 from .errors import ConfigurationError
 from .model import State
 from .responses import Answer, blocked
+from .rules import MODES
 
 #: The internal URI the snippet serves the page under (never reachable from outside).
 PAGE_URI = "/__flask_maintenance_page__"
@@ -36,6 +37,7 @@ def static_answer(
     now: datetime,
     as_json: bool = False,
     readonly: bool = False,
+    every_mode: bool = False,
 ) -> Answer:
     """The app's 503 as something outside the app sends it (a proxy's file, the edge Worker): the
     page or the problem JSON, with its headers but no banner header.
@@ -48,6 +50,8 @@ def static_answer(
         trailing slash.
     :param readonly: the answer to a write in readonly mode, for what lets reads through; a
         proxy that cannot (nginx, HAProxy) always sends the full page.
+    :param every_mode: for a proxy that refuses in every mode while the lock file exists
+        (nginx): the page then reloads only once maintenance is off, not in a loop.
     """
     if not state.active:
         state = State(active=True, retry=settings.retry_after)
@@ -60,6 +64,7 @@ def static_answer(
         banner=None,  # a header; a static file has none
         extra_headers=settings.response_headers,
         recovery_checks=settings.recovery_checks,
+        refused_in=MODES if every_mode else None,
     )
 
 

@@ -134,6 +134,7 @@ def blocked(
     feature: Feature | None = None,
     extra_headers: Mapping[str, str] | None = None,
     recovery_checks: Sequence[str] = (),
+    refused_in: Sequence[str] | None = None,
 ) -> Answer:
     """The 503 for a refused request: for the whole site, or for one switched-off feature.
 
@@ -141,6 +142,9 @@ def blocked(
     :param recovery_checks: ``MAINTENANCE_RECOVERY_CHECKS``, which must answer OK as well
         before the page reloads itself.
     :param extra_headers: ``MAINTENANCE_RESPONSE_HEADERS``, added to every answer.
+    :param refused_in: the modes in which the page's request is still refused; it reloads
+        itself in the others. By default ``full``, and ``readonly`` too for the read-only page
+        (it answered a write); a proxy that refuses in every mode (nginx) gives them all.
     """
     ends_at = None if feature is not None else state.ends_at
     overdue = feature is None and state.overdue()
@@ -172,7 +176,15 @@ def blocked(
     else:
         feature_name = None if feature is None else feature.name
         body = _page(
-            title, detail, retry_after, ends_at, overdue, status_url, feature_name, recovery_checks
+            title,
+            detail,
+            retry_after,
+            ends_at,
+            overdue,
+            status_url,
+            feature_name,
+            recovery_checks,
+            refused_in or (("full", "readonly") if readonly else ("full",)),
         ).encode("utf-8")
         headers += [("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", PAGE_CSP)]
     headers += [("Retry-After", str(retry_after)), ("Cache-Control", "no-store")]
@@ -261,6 +273,7 @@ def _page(
     status_url: str,
     feature: str | None,
     recovery_checks: Sequence[str],
+    refused_in: Sequence[str],
 ) -> str:
     if overdue:
         expected = f"This is taking longer than expected. Please try again in about {_human(retry_after)}."
@@ -279,6 +292,10 @@ def _page(
         expected=expected,
         status_url=escape(status_url),
         feature_attribute="" if feature is None else f' data-feature="{escape(feature)}"',
+        # Only when it differs from the full page's, the common case.
+        refused_attribute=""
+        if tuple(refused_in) == ("full",)
+        else f' data-refused-in="{" ".join(refused_in)}"',
         # Validated to hold no spaces (config.py): one attribute, split on spaces by the script.
         checks_attribute=f' data-checks="{escape(" ".join(recovery_checks))}"' if recovery_checks else "",
     )
@@ -316,6 +333,8 @@ _SCRIPT = """
   var main = document.querySelector("main");
   var statusUrl = main.getAttribute("data-status-url");
   var feature = main.getAttribute("data-feature");
+  // The modes that still refuse the request this page answered: it reloads in any other.
+  var refusedIn = (main.getAttribute("data-refused-in") || "full").split(" ");
   var live = document.getElementById("live");
   live.textContent = "This page reloads by itself as soon as we are back.";
   var when = document.querySelector("time[data-local]");
@@ -331,7 +350,9 @@ _SCRIPT = """
     return fetch(statusUrl, { cache: "no-store", headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (s) {
-        return !!s && (feature ? s.features.indexOf(feature) < 0 : (!s.active || s.mode === "banner"));
+        if (!s) { return false; }
+        if (feature) { return s.features.indexOf(feature) < 0; }
+        return !s.active || refusedIn.indexOf(s.mode) < 0;
       });
   }
   function healthy(url) {
@@ -388,7 +409,7 @@ _HEAD = (
 
 _PAGE = (
     _HEAD
-    + """<main role="main" data-status-url="{status_url}"{feature_attribute}{checks_attribute}>
+    + """<main role="main" data-status-url="{status_url}"{feature_attribute}{refused_attribute}{checks_attribute}>
 <h1>{title}</h1>
 <p class="detail">{detail}</p>
 <p class="expected">{expected}</p>

@@ -177,6 +177,36 @@ class TestCommand:
         assert "more than HAProxy's buffer holds" in result.stderr
         assert not page.exists()
 
+    def test_the_biggest_page_accepted_fits_haproxys_buffer(
+        self, make_app: AppFactory, tmp_path: Path
+    ) -> None:
+        # HAProxy keeps tune.maxrewrite (1 KiB) of its 16 KiB buffer free, and stores every header
+        # with some bytes of its own: a page that fills the rest makes it warn at every start that
+        # rewriting the answer (http-after-response) may fail with an internal error.
+        app = make_app(MAINTENANCE_RESPONSE_HEADERS={f"X-Pad-{n}": "x" for n in range(20)})
+        extension: Maintenance = app.extensions["maintenance"]
+        page = tmp_path / "maintenance.http"
+        with HAProxy(tmp_path, "") as haproxy:
+            args = ["--bind", f"127.0.0.1:{haproxy.port}", "--server", "127.0.0.1:9", "--page", str(page)]
+
+            def accepted(length: int) -> Result:
+                extension.enable(message='"' * length, app=app)  # 6 bytes each in the page
+                return run(app, *args)
+
+            low, high = 0, 2000  # the longest message
+            while low < high:  # the longest message whose page the command still writes
+                middle = (low + high + 1) // 2
+                low, high = (middle, high) if accepted(middle).exit_code == 0 else (low, middle - 1)
+            result = accepted(low)
+            assert result.exit_code == 0, result.output
+            assert len(page.read_bytes()) > 12 * 1024  # near the limit, whatever it is
+            haproxy.config.write_text(result.stdout)
+            haproxy.start()
+            answer = haproxy.get("/")
+            assert answer.status == 503
+            assert answer.body == page.read_bytes().partition(b"\r\n\r\n")[2]
+            assert "errorfile" not in haproxy.log(), haproxy.log()
+
     def test_an_unwritable_page_is_one_line(self, make_app: AppFactory, tmp_path: Path) -> None:
         page = tmp_path / "missing" / "maintenance.http"
         result = run(make_app(), "--bind", ":80", "--server", "h:1", "--page", str(page))

@@ -117,6 +117,26 @@ class TestProbes:
         assert response.status_code == 503
         assert response.headers["Content-Type"] == "text/html; charset=utf-8"
 
+    @pytest.mark.parametrize("path", ["//_maintenance/live", "//_maintenance/ready"])
+    def test_a_doubled_leading_slash_is_a_look_alike_too(
+        self, make_app: AppFactory, fast_path: bool, path: str
+    ) -> None:
+        # A server hands the path on as sent; the test client would read "//x" as a host name.
+        # Both ways must agree, and the fast path answers only the exact path.
+        app = make_app(MAINTENANCE_FAST_PATH=fast_path)
+        app.extensions["maintenance"].enable(app=app)
+        response = app.test_client().get("/", environ_overrides={"PATH_INFO": path})
+        assert response.status_code == 503
+        assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+
+    def test_under_a_status_path_beyond_ascii(self, make_app: AppFactory, fast_path: bool) -> None:
+        # The server passes the path as WSGI says (UTF-8 bytes as Latin-1): the probes match it
+        # there as the status path itself does.
+        app = make_app(MAINTENANCE_FAST_PATH=fast_path, MAINTENANCE_STATUS_PATH="/wartung-\u00fc")
+        app.extensions["maintenance"].enable(app=app)
+        assert_probe(probe(app, "/wartung-%C3%BC/live"), 200, {"live": True})
+        assert_probe(probe(app, "/wartung-\u00fc/ready"), 503, {"ready": False, "reason": "maintenance"})
+
     def test_any_query_string_and_method(self, make_app: AppFactory, fast_path: bool) -> None:
         app = make_app(MAINTENANCE_FAST_PATH=fast_path)
         app.extensions["maintenance"].enable(app=app)

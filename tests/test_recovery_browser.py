@@ -96,3 +96,40 @@ def test_reloads_only_when_every_check_is_ok(site: tuple[Gunicorn, Path, Visitor
     )
     # Reloaded in place, with the visitor's own query kept and a cache-busting v= added.
     assert re.fullmatch(re.escape(origin) + r"/\?page=2&v=\d{13}", visitor.page.url), visitor.page.url
+
+
+@pytest.mark.slow
+def test_the_full_page_comes_back_once_reads_are_served(site: tuple[Gunicorn, Path, Visitor, Path]) -> None:
+    # Full maintenance for a migration, then readonly while it is checked (or a proxy's page
+    # while every server was down, in a readonly window): reads are served again, so a visitor
+    # left on the full page must not wait for the whole window to end.
+    server, _, visitor, lock = site
+    origin = f"http://{HOST}:{server.port}"
+    FileBackend(str(lock)).write(b"")
+    response = visitor.page.goto(f"{origin}/")
+    assert response is not None and response.status == 503
+    visitor.page.evaluate("window.stillTheMaintenancePage = true")
+    FileBackend(str(lock)).write(b'{"mode": "readonly"}')
+    home = (
+        "!window.stillTheMaintenancePage && document.readyState === 'complete'"
+        " && document.body.innerText.startsWith('home page from the app')"
+    )
+    visitor.wait_for(home, timeout=20)
+
+    # The read-only page, which refused a write, waits for writes, not for reads.
+    polls: list[str] = []
+    visitor.context.on("requestfinished", lambda request: polls.append(request.url))
+    visitor.page.evaluate(
+        "() => { const form = document.createElement('form'); form.method = 'post';"
+        " document.body.append(form); form.submit(); }"
+    )
+    visitor.wait_for("document.title === 'Read-only mode' && document.readyState === 'complete'")
+    visitor.page.evaluate("window.stillTheMaintenancePage = true")
+    rounds = 0
+    while polls.count(f"{origin}/_maintenance") < 2 and rounds < 200:
+        visitor.page.wait_for_timeout(100)
+        rounds += 1
+    assert polls.count(f"{origin}/_maintenance") >= 2, polls
+    assert visitor.page.evaluate("window.stillTheMaintenancePage === true")
+    lock.unlink()
+    visitor.wait_for(home, timeout=20)

@@ -14,7 +14,9 @@ from flask import Flask
 from flask_maintenance.errors import ConfigurationError
 
 AppFactory = Callable[..., Flask]
-CHECKS = re.compile(r'<main role="main" data-status-url="([^"]*)"(?: data-checks="([^"]*)")?>')
+CHECKS = re.compile(
+    r'<main role="main" data-status-url="([^"]*)"(?: data-refused-in="[^"]*")?(?: data-checks="([^"]*)")?>'
+)
 
 
 def page_checks(html: str) -> tuple[str, str | None]:
@@ -75,3 +77,22 @@ def test_the_static_page_checks_them_too(make_app: AppFactory, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     # The status path is the app's (under its root); the checks are the site's, as written.
     assert page_checks(page.read_text()) == ("/shop/_maintenance", "/healthz")
+
+
+def test_each_page_waits_for_the_modes_that_still_refuse_its_request(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    # The page reloads in any mode but these (the browser tests watch it): the full page once
+    # reads are served, the read-only page once writes are, and nginx's page, which nginx sends
+    # in every mode while the lock file exists, only once maintenance is off (else it would
+    # reload every few seconds through a banner window).
+    app = make_app()
+    app.extensions["maintenance"].enable(mode="readonly", app=app)
+    write = app.test_client().post("/form").text
+    assert '<main role="main" data-status-url="/_maintenance" data-refused-in="full readonly">' in write
+    page = tmp_path / "maintenance.html"
+    result = app.test_cli_runner().invoke(args=["maintenance", "render-page", str(page)])
+    assert result.exit_code == 0, result.output
+    assert 'data-refused-in="full readonly banner"' in page.read_text()
+    app.extensions["maintenance"].enable(app=app)
+    assert "data-refused-in" not in app.test_client().get("/").text  # the full page: full only
