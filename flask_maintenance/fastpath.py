@@ -29,14 +29,13 @@ from flask.ctx import RequestContext
 
 from .gate import Action, Gate, Verdict, script_root
 from .hook import finish
-from .responses import STATUS_LINE, banner_header
+from .responses import STATUS_LINE
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from flask import Flask
 
 logger = logging.getLogger("flask_maintenance")
-_debug = functools.partial(logger.isEnabledFor, logging.DEBUG)
 
 # Module constants: cheaper than the enum's class attributes on the hot path.
 _PASS, _REFUSE = Action.PASS, Action.REFUSE
@@ -44,6 +43,7 @@ _ASK_FEATURES = Action.ASK_FEATURES
 #: Attributes in which WSGI middleware commonly keep the app they wrap.
 _INNER_APP_ATTRIBUTES = ("app", "wsgi_app", "application", "wsgi", "wrapped", "_app")
 _MAX_DEPTH = 32
+_BANNER_LENGTH = len("X-Maintenance-Banner")
 
 
 class FastPath:
@@ -57,14 +57,14 @@ class FastPath:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         gate = self.gate
         state = gate.cache.get()
-        if state.idle:
+        if state.idle:  # off: one clock comparison (in get) and this test
             return self.wsgi_app(environ, start_response)
         verdict = gate.decide(state, environ)
         action = verdict.action
-        if action is _PASS:
-            return self._serve(verdict, environ, start_response)
         if action is _REFUSE:
             return self._prebuilt(verdict, environ, start_response)
+        if action is _PASS:
+            return self._serve(verdict, environ, start_response)
         try:
             response = self._in_app(verdict, environ)
         except Exception:
@@ -81,29 +81,37 @@ class FastPath:
     def _prebuilt(
         self, verdict: Verdict, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
-        """The built-in refusal, sent without Flask."""
+        """The built-in refusal, sent without Flask: a prebuilt body and headers (with
+        ``Content-Length``), a C-level count, and the debug line only when the log wants it."""
         state = verdict.state
+        gate = self.gate
         root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
-        answer = self.gate.answer(state, verdict.as_json, verdict.feature, root)
+        answer = gate.answer(state, verdict.as_json, verdict.feature, root)
         next(answer.counter)
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        if _debug():  # the same quiet record the app's refusals write, when asked for
+        method = environ.get("REQUEST_METHOD") or "GET"
+        if gate.debug_refusals:  # the same quiet record the app's refusals write
             logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
         start_response(STATUS_LINE, list(answer.wsgi_headers))
-        return [] if method == "HEAD" else [answer.body]
+        return [] if method.upper() == "HEAD" else [answer.body]
 
     def _serve(
         self, verdict: Verdict, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
-        """Hand the request to Flask, adding ``X-Maintenance-Banner`` while there is a banner."""
-        if verdict.state.banner is None:
+        """Hand the request to Flask, adding ``X-Maintenance-Banner`` while there is a banner.
+
+        The header is built once per state (:class:`~flask_maintenance.gate.Prepared`) and added
+        here, in the WSGI layer: no ``after_this_request`` and no Response object per request.
+        """
+        banner = self.gate.prepared(verdict.state).banner
+        if banner is None:
             return self.wsgi_app(environ, start_response)
-        header = banner_header(verdict.state)
 
         def start_with_banner(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
-            if not any(name.lower() == "x-maintenance-banner" for name, _ in headers):
-                headers = [*headers, ("X-Maintenance-Banner", header)]
-            return start_response(status, headers, *exc_info)
+            # The app's own X-Maintenance-Banner wins (the length test spares most lower() calls).
+            for name, _ in headers:
+                if len(name) == _BANNER_LENGTH and name.lower() == "x-maintenance-banner":
+                    return start_response(status, headers, *exc_info)
+            return start_response(status, [*headers, banner], *exc_info)
 
         return self.wsgi_app(environ, start_with_banner)
 
