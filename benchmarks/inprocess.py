@@ -58,9 +58,13 @@ class Timing:
     cpu: list[float]
 
 
-def make_call(app: Flask, hostile: bool = False) -> Callable[[], tuple[str, bytes]]:
-    """One request through ``app.wsgi_app``: a fresh environ, the body consumed, close() called."""
-    headers = {**BROWSER_HEADERS, **({"Accept": HOSTILE_ACCEPT} if hostile else {})}
+def make_call(app: Flask, hostile: bool = False, accept: str | None = None) -> Callable[[], tuple[str, bytes]]:
+    """One request through ``app.wsgi_app``: a fresh environ, the body consumed, close() called.
+
+    :param accept: the ``Accept`` header instead of a browser's (``hostile``: an 8 KB one).
+    """
+    accept = HOSTILE_ACCEPT if hostile else accept
+    headers = {**BROWSER_HEADERS, **({"Accept": accept} if accept else {})}
     template = EnvironBuilder(
         path="/", headers=list(headers.items()), environ_base={"REMOTE_ADDR": "203.0.113.7"}
     ).get_environ()
