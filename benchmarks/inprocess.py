@@ -58,7 +58,9 @@ class Timing:
     cpu: list[float]
 
 
-def make_call(app: Flask, hostile: bool = False, accept: str | None = None) -> Callable[[], tuple[str, bytes]]:
+def make_call(
+    app: Flask, hostile: bool = False, accept: str | None = None
+) -> Callable[[], tuple[str, bytes]]:
     """One request through ``app.wsgi_app``: a fresh environ, the body consumed, close() called.
 
     :param accept: the ``Accept`` header instead of a browser's (``hostile``: an 8 KB one).

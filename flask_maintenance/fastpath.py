@@ -92,7 +92,7 @@ class FastPath:
         if gate.debug_refusals:  # the same quiet record the app's refusals write
             logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
         start_response(STATUS_LINE, list(answer.wsgi_headers))
-        return [] if method.upper() == "HEAD" else [answer.body]
+        return [] if method == "HEAD" or (method != "GET" and method.upper() == "HEAD") else [answer.body]
 
     def _serve(
         self, verdict: Verdict, environ: WSGIEnvironment, start_response: StartResponse

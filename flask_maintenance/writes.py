@@ -10,7 +10,6 @@ nothing, and a plan that cannot be parsed is never overwritten.
 
 from __future__ import annotations
 
-import getpass
 import secrets
 import socket
 from dataclasses import replace
@@ -237,6 +236,8 @@ def _stored(plan: Plan) -> bytes | None:
 
 
 def _user() -> str | None:
+    import getpass  # only a write needs it (and termios with it): not the web workers' imports
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this uid, e.g. in some containers
