@@ -38,7 +38,14 @@ STARTUP_TARGET = 2.0
 RSS_TARGET_KIB = 1024
 SWITCH_TARGET = 0.1
 #: What only the command line needs; a web worker must not import any of it.
-CLI_ONLY = ("subprocess", "argparse", "getpass", "shlex", "flask_maintenance.cli", "flask_maintenance.console")
+CLI_ONLY = (
+    "subprocess",
+    "argparse",
+    "getpass",
+    "shlex",
+    "flask_maintenance.cli",
+    "flask_maintenance.console",
+)
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
