@@ -150,7 +150,11 @@ def _switch_parser() -> argparse.ArgumentParser:
     on.add_argument(
         "--mode", metavar="|".join(rules.MODES), help="What to refuse (default full; while on: unchanged)."
     )
-    on.add_argument("--retry", metavar="SECONDS", help="Retry-After: seconds or 90s, 5m, 1h (default: 60).")
+    on.add_argument(
+        "--retry",
+        metavar="SECONDS",
+        help="Retry-After: seconds or 90s, 5m, 1h (default: the app's MAINTENANCE_RETRY_AFTER).",
+    )
     on.add_argument("--message", help="Shown on the page, in the JSON body and in the banner.")
     on.add_argument("--until", metavar="ISO8601", help="Expected end, e.g. 2026-11-21T23:00:00Z.")
     on.add_argument("--for", dest="duration", metavar="DURATION", help="Expected length, e.g. 30m or 2h.")

@@ -16,7 +16,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from .backends import Backend
@@ -79,10 +79,11 @@ _verdict: Callable[[tuple[Action, State, bool, Feature | None]], Verdict] = func
 )
 
 
-class Prepared(NamedTuple):
+@dataclass(frozen=True, slots=True)  # slots: the hot path reads these faster than a tuple's fields
+class Prepared:
     """What the hot path needs of one state, made once when the cached state changes.
 
-    A tuple swapped whole in one attribute, so threads see either the old one or the new one.
+    An immutable value swapped whole in one attribute, so threads see the old one or the new one.
     The cache reads a new state object at most once per interval, so these are rebuilt at most
     that often (which is also when a change of the log level is noticed).
     """
@@ -228,8 +229,6 @@ class Gate:
             return prepared.passing
         raw = environ.get("PATH_INFO") or ""
         path = "/" + (raw if raw.isascii() else _wsgi_text(raw)).lstrip("/")
-        if len(self._views) != self._views_seen:
-            self._find_open_endpoints()
         open_paths = self.open_paths
         if path in open_paths.exact or path.startswith(open_paths.under):
             return prepared.passing
@@ -266,6 +265,9 @@ class Gate:
         """The hot path's values for ``state`` (made when the cached state changes)."""
         prepared = self._prepared
         if prepared.state is not state:
+            # Once per state read, not per request: Flask adds no view once it has served.
+            if len(self._views) != self._views_seen:
+                self._find_open_endpoints()
             prepared = self._prepared = _prepare(state)
             self.debug_refusals = logger.isEnabledFor(logging.DEBUG)
         return prepared
