@@ -342,6 +342,7 @@ class Gate:
                 banner=None if state.banner is None else banner_header(state),
                 feature=feature,
                 extra_headers=self.settings.response_headers,
+                recovery_checks=self.settings.recovery_checks,
             )
             kind = "json" if as_json else "page"
             mode = "feature" if feature is not None else state.mode or "full"

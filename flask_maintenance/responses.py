@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
@@ -35,6 +35,9 @@ FULL_DETAIL = "The service is down for maintenance. Please try again shortly."
 FEATURE_DETAIL = "This part of the service is down for maintenance; everything else works."
 READONLY_DETAIL = "The service is read-only during maintenance; changes cannot be saved right now."
 STATUS_LINE = "503 SERVICE UNAVAILABLE"
+#: Marks every 503 the extension sends (value: ``full``, ``readonly`` or ``feature``), so that a
+#: proxy or the edge Worker can tell the app's own refusal from a server that is down.
+MARKER_HEADER = "X-Maintenance"
 
 
 #: How much of an Accept header is looked at, and how many look-alikes of one range are skipped
@@ -45,7 +48,7 @@ ACCEPT_ENTRIES = 32
 ACCEPT_CACHE_SIZE = 256
 #: Longest ``X-Maintenance-Banner``: proxies refuse (nginx: 502) answers with huge headers.
 MAX_BANNER_BYTES = 1024
-_JSON_TYPES = ("application/json", "application/problem+json")
+JSON_TYPES = ("application/json", "application/problem+json")
 _QUALITY = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
 
@@ -98,7 +101,7 @@ def prefers_json(accept: str | None) -> bool:
     # Cheap first look: most browsers and crawlers never mention JSON.
     if "json" not in accept and "application/*" not in accept:
         return False
-    qualities = [q for q in (_range_quality(accept, media) for media in _JSON_TYPES) if q is not None]
+    qualities = [q for q in (_range_quality(accept, media) for media in JSON_TYPES) if q is not None]
     json_quality = max(qualities) if qualities else None
     if json_quality is None:
         json_quality = _range_quality(accept, "application/*")
@@ -150,10 +153,13 @@ def blocked(
     banner: str | None,
     feature: Feature | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    recovery_checks: Sequence[str] = (),
 ) -> Answer:
     """The 503 for a refused request: for the whole site, or for one switched-off feature.
 
     :param status_url: the status path with the app's script root, which the page polls.
+    :param recovery_checks: ``MAINTENANCE_RECOVERY_CHECKS``, which must answer OK as well
+        before the page reloads itself.
     :param extra_headers: ``MAINTENANCE_RESPONSE_HEADERS``, added to every answer.
     """
     ends_at = None if feature is not None else state.ends_at
@@ -185,9 +191,12 @@ def blocked(
         headers.append(("Content-Type", "application/problem+json"))
     else:
         feature_name = None if feature is None else feature.name
-        body = _page(title, detail, retry_after, ends_at, overdue, status_url, feature_name).encode("utf-8")
+        body = _page(
+            title, detail, retry_after, ends_at, overdue, status_url, feature_name, recovery_checks
+        ).encode("utf-8")
         headers += [("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", PAGE_CSP)]
     headers += [("Retry-After", str(retry_after)), ("Cache-Control", "no-store")]
+    headers.append((MARKER_HEADER, "feature" if feature is not None else "readonly" if readonly else "full"))
     if banner is not None:
         headers.append(("X-Maintenance-Banner", banner))
     headers += list((extra_headers or {}).items())
@@ -271,6 +280,7 @@ def _page(
     overdue: bool,
     status_url: str,
     feature: str | None,
+    recovery_checks: Sequence[str],
 ) -> str:
     if overdue:
         expected = f"This is taking longer than expected. Please try again in about {_human(retry_after)}."
@@ -289,6 +299,8 @@ def _page(
         expected=expected,
         status_url=escape(status_url),
         feature_attribute="" if feature is None else f' data-feature="{escape(feature)}"',
+        # Validated to hold no spaces (config.py): one attribute, split on spaces by the script.
+        checks_attribute=f' data-checks="{escape(" ".join(recovery_checks))}"' if recovery_checks else "",
     )
 
 
@@ -334,12 +346,27 @@ _SCRIPT = """
       document.getElementById("local-time").textContent = "(" + shown + " your time)";
     }
   }
-  function check() {
-    fetch(statusUrl, { cache: "no-store", headers: { Accept: "application/json" } })
+  var checks = (main.getAttribute("data-checks") || "").split(" ").filter(Boolean);
+  function over() {
+    return fetch(statusUrl, { cache: "no-store", headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (s) {
-        var over = s && (feature ? s.features.indexOf(feature) < 0 : (!s.active || s.mode === "banner"));
-        if (over) { location.replace(location.href); }
+        return !!s && (feature ? s.features.indexOf(feature) < 0 : (!s.active || s.mode === "banner"));
+      });
+  }
+  function healthy(url) {
+    return fetch(url, { cache: "no-store" }).then(function (r) { return r.ok; });
+  }
+  function reload() {
+    // A new URL, so that no cache along the way serves the old page or stale assets.
+    var query = new URLSearchParams(location.search);
+    query.set("v", String(Date.now()));
+    location.replace(location.pathname + "?" + query + location.hash);
+  }
+  function check() {
+    Promise.all([over()].concat(checks.map(healthy)))
+      .then(function (results) {
+        if (results.every(Boolean)) { reload(); }
         else { setTimeout(check, 4000 + Math.random() * 2000); }
       })
       .catch(function () { setTimeout(check, 8000); });
@@ -381,7 +408,7 @@ _HEAD = (
 
 _PAGE = (
     _HEAD
-    + """<main role="main" data-status-url="{status_url}"{feature_attribute}>
+    + """<main role="main" data-status-url="{status_url}"{feature_attribute}{checks_attribute}>
 <h1>{title}</h1>
 <p class="detail">{detail}</p>
 <p class="expected">{expected}</p>
