@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -190,6 +191,22 @@ def _protection(value: Any, key: str) -> bool | str:
         return _flag(value, key)
     except ConfigurationError:
         raise ConfigurationError(f'{key} must be True, False or "log", not {value!r}') from None
+
+
+def _webhooks(value: Any, key: str) -> tuple[str, ...]:
+    urls = _names(value, key)
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c in url for c in " \r\n\t"):
+            raise ConfigurationError(f"{key}: {url!r} is not an http:// or https:// URL")
+    return urls
+
+
+def _header_name(value: Any, key: str) -> str:
+    name = _text(value, key)
+    if not _HEADER_NAME.fullmatch(name):
+        raise ConfigurationError(f"{key}: {name!r} is not a header name")
+    return name
 
 
 def _modes(value: Any, key: str) -> frozenset[str]:
@@ -378,6 +395,25 @@ KEYS: tuple[Key, ...] = (
         'database is read-only at the database (see :doc:`database`). ``"log"``: a dry run that '
         "lets writes through and logs each one, for ``flask maintenance report-writes``.",
     ),
+    Key(
+        "MAINTENANCE_WEBHOOKS",
+        "webhooks",
+        (),
+        _webhooks,
+        "``http(s)://`` URLs",
+        "Each transition is POSTed to these as JSON (``event``, the public ``status`` and a "
+        "``text`` for chat services), from the process that made it, in the background "
+        "(see :doc:`notifications`).",
+    ),
+    Key(
+        "MAINTENANCE_BYPASS_HEADER",
+        "bypass_header",
+        "X-Maintenance-Bypass",
+        _header_name,
+        "a header name",
+        "Requests carrying the window's bypass secret in this header pass (a deploy's verify "
+        "step: ``flask maintenance run --secret``).",
+    ),
 )
 
 
@@ -409,6 +445,8 @@ class Settings:
     cli_exempt: frozenset[str]
     cli_block_modes: frozenset[str]
     protect_database: bool | str
+    webhooks: tuple[str, ...]
+    bypass_header: str
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:

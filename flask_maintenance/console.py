@@ -13,7 +13,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import rules, switch
 from .backends import Backend, FileBackend
@@ -29,6 +29,9 @@ from .guard import (
     describe,
     skip_during_maintenance,
 )
+
+if TYPE_CHECKING:
+    from .writes import Writer
 
 
 class _Parser(argparse.ArgumentParser):
@@ -177,9 +180,16 @@ def _checked(rule: Callable[[str, str], object], value: str | None, label: str) 
     return None if value is None else rule(value, label)
 
 
-def _switch_on(backend: Backend, options: argparse.Namespace) -> None:
-    from .writes import Writer  # here: the guard, which shares this module, writes nothing
+def _writer(backend: Backend) -> Writer:
+    """The writer ``flask maintenance`` uses, recording the history as it does (webhooks are the
+    app's config, which this command does not load)."""
+    from .notify import Announcer  # here: the guard, which shares this module, writes nothing
+    from .writes import Writer
 
+    return Writer(backend, DEFAULT_RETRY, Announcer(()), origin="cli")
+
+
+def _switch_on(backend: Backend, options: argparse.Namespace) -> None:
     # The same rules and labels as `flask maintenance on`'s Click parameter types.
     mode = _checked(rules.mode, options.mode, "--mode")
     retry = _checked(rules.seconds, options.retry, "--retry")
@@ -188,14 +198,12 @@ def _switch_on(backend: Backend, options: argparse.Namespace) -> None:
     duration = _checked(rules.duration, options.duration, "--for")
     ends_at = switch.end_of(until, duration)  # type: ignore[arg-type]
     before, _ = switch.stored(backend, DEFAULT_RETRY)
-    Writer(backend, DEFAULT_RETRY).enable(mode, retry, message, ends_at)  # type: ignore[arg-type]
+    _writer(backend).enable(mode, retry, message, ends_at)  # type: ignore[arg-type]
     switch.switch_on(before, switch.read_state(backend, DEFAULT_RETRY), backend.describe(), _say)
 
 
 def _switch_off(backend: Backend) -> None:
-    from .writes import Writer
-
-    changed = Writer(backend, DEFAULT_RETRY).disable()
+    changed = _writer(backend).disable()
     switch.switch_off(changed, switch.read_state(backend, DEFAULT_RETRY), backend.describe(), _say)
 
 

@@ -6,20 +6,34 @@ same checks as its parameter types), then changes the lock and the plan in one
 write lock (``flock`` for files, ``WATCH``/``MULTI`` for Redis): two operators changing the plan
 at the same instant never lose each other's change. A change that changes nothing writes
 nothing, and a plan that cannot be parsed is never overwritten.
+
+Each change that changed something is then told (:mod:`flask_maintenance.notify`): an entry in
+the history and a notification to the webhooks, after the write and outside its lock, so that
+neither makes a write slower or less atomic, and neither can fail it.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import socket
+import sys
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from . import rules, times
 from .backends import Backend, Damaged, Raw
-from .backends.base import MAX_DOCUMENT_BYTES
+from .backends.base import MAX_DOCUMENT_BYTES, Change
 from .errors import ConfigurationError, MaintenanceError
+from .history import Entry, who_am_i
 from .model import NO_FEATURES, OFF, Feature, Plan, Schedule, State, resolve
+from .notify import Announcer
+
+logger = logging.getLogger("flask_maintenance")
+
+#: The stored (lock, plan) before and after one update.
+Pairs = tuple[tuple[Raw, Raw], tuple[Raw, Raw]]
 
 
 class Writer:
@@ -27,11 +41,22 @@ class Writer:
 
     :param backend: where the lock (and, beside it, the plan) lives.
     :param default_retry: ``MAINTENANCE_RETRY_AFTER``, to read a lock that sets none.
+    :param announcer: tells of every change (history, webhooks); ``None`` tells nobody.
     """
 
-    def __init__(self, backend: Backend, default_retry: int) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        default_retry: int,
+        announcer: Announcer | None = None,
+        origin: str | None = None,
+    ) -> None:
+        """:param origin: what the history names as the origin of changes; by default ``cli``
+        under a Click command, else ``python``."""
         self.backend = backend
         self.default_retry = default_retry
+        self.announcer = announcer
+        self.origin = origin
 
     def enable(
         self,
@@ -96,7 +121,14 @@ class Writer:
                     return lock, plan  # nothing named changes anything: write nothing
             return after.to_json(), plan
 
-        self.backend.update(change)
+        pairs = self._update(change)
+        self._tell(
+            pairs,
+            "on" if before is None else "update",
+            mode=after.mode,
+            message=after.message,
+            until=after.ends_at,
+        )
         return before, after
 
     def disable(self) -> bool:
@@ -111,7 +143,7 @@ class Writer:
             was_on = lock is not None or started
             return None, _stored(replace(plan, schedule=None) if started else plan)
 
-        self.backend.update(change)
+        self._tell(self._update(change), "off")
         return was_on
 
     def schedule(
@@ -144,7 +176,7 @@ class Writer:
             replaced = plan.schedule
             return lock, _stored(replace(plan, schedule=window))
 
-        self.backend.update(change)
+        self._tell(self._update(change), "schedule", **_window(window))
         return window, replaced
 
     def cancel(self) -> Schedule | None:
@@ -157,7 +189,9 @@ class Writer:
             cancelled = plan.schedule
             return lock, _stored(replace(plan, schedule=None))
 
-        self.backend.update(change)
+        pairs = self._update(change)
+        if cancelled is not None:
+            self._tell(pairs, "cancel", **_window(cancelled))
         return cancelled
 
     def switch_feature_off(self, name: str, message: str | None = None) -> bool:
@@ -175,7 +209,7 @@ class Writer:
             started_at = now if current is None else current.started_at
             return lock, _stored(plan.with_feature(Feature(name, message, started_at)))
 
-        self.backend.update(change)
+        self._tell(self._update(change), "feature-off", feature=name, message=message)
         return was_on
 
     def switch_feature_on(self, name: str) -> bool:
@@ -189,12 +223,12 @@ class Writer:
             was_off = name in plan.features
             return lock, _stored(plan.without_feature(name))
 
-        self.backend.update(change)
+        self._tell(self._update(change), "feature-on", feature=name)
         return was_off
 
     def restore_lock(self, previous: Raw) -> None:
         """Put back a lock read earlier, whatever is there now (``Maintenance.enabled``)."""
-        self.backend.update(lambda lock, plan: (previous, plan))
+        self._tell_lock(self._update(lambda lock, plan: (previous, plan)))
 
     def replace_lock(self, expected: Raw, new: Raw) -> bool:
         """Write ``new`` as the lock only if it still holds ``expected`` (what this process wrote).
@@ -209,8 +243,50 @@ class Writer:
             replaced = lock == expected
             return (new if replaced else lock), plan
 
-        self.backend.update(change)
+        self._tell_lock(self._update(change))
         return replaced
+
+    def _update(self, change: Change) -> Pairs | None:
+        """Run ``change`` in the backend's update; what was stored before and after it, or
+        ``None`` when it wrote nothing."""
+        seen: list[Pairs] = []
+
+        def recording(lock: Raw, plan: Raw) -> tuple[Raw, Raw]:
+            new = change(lock, plan)
+            seen[:] = [((lock, plan), new)]  # Redis may run it again: the last run is the one
+            return new
+
+        self.backend.update(recording)
+        return seen[0] if seen and seen[0][0] != seen[0][1] else None
+
+    def _tell(self, pairs: Pairs | None, event: str, **fields: Any) -> None:
+        """Tell the announcer of a change that wrote something."""
+        if pairs is None or self.announcer is None:
+            return
+        (lock, plan) = pairs[1]
+        state = resolve(
+            State.parse(lock, self.default_retry)[0], Plan.parse(plan)[0], self._now(), self.default_retry
+        )
+        origin = self.origin or _origin()
+        entry = Entry(at=self._now(), event=event, who=who_am_i(_user()), origin=origin, **fields)
+        try:
+            self.announcer.announce(self.backend, entry, state)
+        except Exception:  # the change is written: telling of it must never look like it failed
+            logger.warning("the maintenance change was made but not recorded or announced", exc_info=True)
+
+    def _tell_lock(self, pairs: Pairs | None) -> None:
+        """Tell of a lock put back as it was (``enabled``, ``window``, ``run``)."""
+        if pairs is None:
+            return
+        before, after = (
+            State.parse(pairs[0][0], self.default_retry)[0],
+            State.parse(pairs[1][0], self.default_retry)[0],
+        )
+        if not after.active:
+            self._tell(pairs, "off")
+        else:
+            event = "update" if before.active else "on"
+            self._tell(pairs, event, mode=after.mode, message=after.message, until=after.ends_at)
 
     def _plan(self, raw: Raw) -> Plan:
         plan, _ = Plan.parse(raw)
@@ -233,6 +309,26 @@ def _stored(plan: Plan) -> bytes | None:
             f"({len(plan.features)} features switched off): switch some back on first"
         )
     return data
+
+
+def _window(window: Schedule) -> dict[str, Any]:
+    """What the history says of a planned window."""
+    return {
+        "mode": window.mode,
+        "message": window.message,
+        "until": window.ends_at,
+        "starts_at": window.starts_at,
+    }
+
+
+def _origin() -> str:
+    """``cli`` under a Click command (the `flask` command, or a test's CLI runner), else ``python``.
+
+    Click is looked up, not imported: without it loaded there is no command, and the
+    ``flask-maintenance`` switch, which must start fast, does not load it.
+    """
+    click = sys.modules.get("click")
+    return "cli" if click is not None and click.get_current_context(silent=True) is not None else "python"
 
 
 def _user() -> str | None:
