@@ -5,9 +5,12 @@
     python benchmarks/run.py --only inprocess --only syscalls
 
 Sections: instructions (callgrind counts per request: the noise-free in-process verdict),
-in-process (app.wsgi_app in a loop), http (gunicorn + wrk), syscalls (strace -c on a
-gunicorn worker), propagation (`flask maintenance on/off` against a running gunicorn), relief
-(an overloaded site, maintenance on, how soon answers are fast again: in-process, nginx, HAProxy).
+in-process (app.wsgi_app in a loop), startup (flask-maintenance-guard against python -c pass),
+rss (a web worker's memory and modules), switch (`flask maintenance on/off` and
+`flask-maintenance on/off` with a busy loop on every CPU), http (gunicorn + wrk), syscalls
+(strace -c on a gunicorn worker), propagation (`flask maintenance on/off` against a running
+gunicorn), relief (an overloaded site, maintenance on, how soon answers are fast again:
+in-process, nginx, HAProxy).
 Needs gunicorn (installed with pip when missing), wrk and strace (Debian packages; installed
 with apt-get when running as root, else a Python load generator replaces wrk and the syscall
 section says what is missing). Servers bind 127.0.0.1 only and are always stopped.
@@ -25,6 +28,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import footprint
 import inprocess
 import instructions
 import load
@@ -34,7 +38,17 @@ import relief
 import syscalls
 from support import Missing, ensure_debian_tool, ensure_gunicorn, workdir
 
-SECTIONS = ("instructions", "inprocess", "http", "syscalls", "propagation", "relief")
+SECTIONS = (
+    "instructions",
+    "inprocess",
+    "startup",
+    "rss",
+    "switch",
+    "http",
+    "syscalls",
+    "propagation",
+    "relief",
+)
 # The default of MAINTENANCE_CHECK_INTERVAL, which every app here keeps.
 INTERVAL = 1.0
 # Requests/s the overloaded site is sent: four times what its two workers can serve.
@@ -84,6 +98,18 @@ def main(argv: list[str] | None = None) -> int:
                 timings = inprocess.run(folder, rounds, batch)
                 _section(inprocess.report(timings, rounds), summary)
 
+            if "startup" in sections:
+                valgrind = ensure_debian_tool("valgrind", "valgrind")
+                results = footprint.startup(folder, valgrind, 7 if quick else 21)
+                _section(footprint.startup_report(results), summary)
+
+            if "rss" in sections:
+                _section(footprint.rss_report(footprint.rss(folder)), summary)
+
+            if "switch" in sections:
+                trials = 3 if quick else 7
+                _section(footprint.switch_report(footprint.switch(folder, trials), trials), summary)
+
             if "http" in sections:
                 generator = _load_generator(args.load)
                 rounds, seconds = (6, 1.0) if quick else (20, 1.0)
@@ -118,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
 
-    print("\nSummary (targets of issue 5)")
+    print("\nSummary (targets of issues 5 and 18)")
     for line in summary:
         print(f"  {line}")
     print(f"\nload average at the end: {_loadavg()}; took {time.monotonic() - started:.0f} s")

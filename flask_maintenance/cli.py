@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
-import signal
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -18,7 +15,7 @@ import click
 from flask import Flask, appcontext_pushed, current_app
 from flask.cli import AppGroup, FlaskGroup, ScriptInfo
 
-from . import drain, rules, times
+from . import drain, rules, switch, times
 from .backends import FileBackend
 from .bypass import new_token
 from .errors import BackendError, ConfigurationError, MaintenanceError
@@ -156,11 +153,14 @@ def _operator_error(error: MaintenanceError) -> click.ClickException:
 def _end(
     until: datetime | None, duration: timedelta | None, start: datetime | None = None
 ) -> datetime | None:
-    if until is not None and duration is not None:
-        raise BadInput("use either --until or --for, not both")
-    if duration is not None:
-        return (start or times.utcnow().replace(microsecond=0)) + duration
-    return until
+    try:
+        return switch.end_of(until, duration, start)
+    except ConfigurationError as error:
+        raise BadInput(str(error)) from None
+
+
+def _backend_description() -> str:
+    return str(_extension().backend().describe())
 
 
 @maintenance_group.command("on")
@@ -230,12 +230,9 @@ def maintenance_on(
     if feature is not None:
         was_off = feature in plan.features
         click.echo(f"Feature {feature} {'was already OFF' if was_off else 'is OFF (its requests get 503)'}")
-    elif before.active:
-        changes = _changes(before, state)
-        click.echo(
-            f"Maintenance was already ON: {'changed ' + ', '.join(changes) if changes else 'nothing changed'}"
-        )
-    _describe(state)
+        _describe(state)
+    else:
+        switch.switch_on(before, state, _backend_description(), click.echo)
     if token is not None:
         click.echo(f"  bypass link: {_bypass_url(token, base_url)}")
         if not (base_url or current_app.config.get("SERVER_NAME")):
@@ -247,38 +244,15 @@ def maintenance_on(
 
 def _stored() -> tuple[State, Plan]:
     """The lock and the plan as stored now, read without a word (the change will report)."""
-    backend = _extension().backend()
-    lock, _ = State.parse(backend.read(), _extension().settings().retry_after)
-    plan, _ = Plan.parse(backend.sibling("plan").read())
-    return lock, plan
-
-
-def _changes(before: State, after: State) -> list[str]:
-    """What an ``on`` while on changed, for the operator."""
-    changes = [
-        f"{name} {shown(old)} -> {shown(new)}"
-        for name, old, new, shown in (
-            ("mode", before.mode, after.mode, str),
-            (
-                "retry",
-                before.retry,
-                after.retry,
-                lambda v: "(counting down / default)" if v is None else f"{v} s",
-            ),
-            ("message", before.message, after.message, lambda v: repr(v) if v else "(default)"),
-            ("expected end", before.ends_at, after.ends_at, lambda v: format_instant(v) if v else "(none)"),
-        )
-        if old != new
-    ]
-    if before.window != after.window:
-        changes.append("new bypass link (the earlier link and cookies no longer work)")
-    return changes
+    return switch.stored(_extension().backend(), _extension().settings().retry_after)
 
 
 def _check_known_feature(name: str, force: bool) -> None:
     known = _extension().known_features()
     if force or name in known:
         return
+    import difflib  # CLI-only: a web worker never imports it
+
     close = difflib.get_close_matches(name, sorted(known), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(known)) or 'none'}"
     raise BadInput(f"this app has no feature {name!r}{hint} (--force switches it off anyway)")
@@ -293,14 +267,14 @@ def maintenance_off(feature: str | None, wait_seconds: int | None) -> None:
         changed = _extension().disable(feature=feature)
     except MaintenanceError as error:
         raise _operator_error(error) from None
+    state = _extension().status()
     if feature is not None:
         click.echo(
             f"Feature {feature} is ON again" if changed else f"Feature {feature} was not OFF; nothing changed"
         )
-    elif not changed:
-        click.echo("Maintenance was already OFF; nothing changed")
-    state = _extension().status()
-    _describe(state)
+        _describe(state)
+    else:
+        switch.switch_off(changed, state, _backend_description(), click.echo)
     if wait_seconds is not None:
         _wait_or_fail(wait_seconds, state, "maintenance is OFF all the same")
 
@@ -388,13 +362,8 @@ def maintenance_status(as_json: bool) -> None:
     except MaintenanceError as error:
         raise MaintenanceCommandError(f"cannot tell: {error}") from None
     if as_json:
-        sent = {"retry_after": state.retry_after() if state.blocking else None, "overdue": state.overdue()}
         workers = {"version": now.version, "workers": [worker.to_dict() for worker in now.workers]}
-        click.echo(
-            json.dumps(
-                {**state.to_dict(), **sent, "backend": extension.backend().describe(), **workers}, indent=2
-            )
-        )
+        click.echo(switch.status_json(state, _backend_description(), workers))
     else:
         _describe(state)
         for line in now.describe():
@@ -439,39 +408,7 @@ def maintenance_report_writes(as_json: bool, clear: bool) -> None:
 
 
 def _describe(state: State) -> None:
-    backend = _extension().backend().describe()
-    if not state.active:
-        click.echo("Maintenance is OFF")
-        _describe_plan(state)
-        click.echo(f"  backend:      {backend}")
-        return
-    click.echo(f"Maintenance is ON (mode {state.mode})")
-    if state.started_at is not None:
-        click.echo(f"  since:        {format_instant(state.started_at)}")
-    if state.user or state.host:
-        click.echo(f"  by:           {state.user or '?'}@{state.host or '?'}")
-    click.echo(f"  retry after:  {state.retry_after()} s")
-    if state.ends_at is not None:
-        now = times.utcnow().replace(microsecond=0)
-        if state.overdue(now):
-            when = f"OVERDUE by {now - state.ends_at}"
-        else:
-            when = f"in {state.ends_at - now}"
-        click.echo(f"  expected end: {format_instant(state.ends_at)} ({when})")
-    click.echo(f"  message:      {state.message or '(default)'}")
-    _describe_plan(state)
-    click.echo(f"  backend:      {backend}")
-
-
-def _describe_plan(state: State) -> None:
-    window = state.scheduled
-    if window is not None:
-        end = f" until {format_instant(window.ends_at)}" if window.ends_at else ""
-        auto = ", ends by itself" if window.auto_off else ""
-        click.echo(f"  scheduled:    {format_instant(window.starts_at)}{end} (mode {window.mode}{auto})")
-    for name, feature in sorted(state.features.items()):
-        since = f" since {format_instant(feature.started_at)}" if feature.started_at else ""
-        click.echo(f"  feature off:  {name}{since}{': ' + feature.message if feature.message else ''}")
+    switch.describe(state, _backend_description(), click.echo)
 
 
 def _bypass_url(token: str, base_url: str | None) -> str:
@@ -595,6 +532,11 @@ def _run_passing_signals(command: list[str], extra_env: Mapping[str, str]) -> tu
     Ctrl-C reaches the command through the terminal's process group; SIGTERM sent to us is
     passed on. Either way we wait for the command so that the state is settled afterwards.
     """
+    # CLI-only modules, imported here so that a web worker (which imports this module to
+    # register the command group) never loads them.
+    import signal
+    import subprocess
+
     env = {**os.environ, **extra_env, FORCE_ENV: "1"}
     try:
         child = subprocess.Popen(command, env=env)

@@ -31,14 +31,13 @@ from .gate import Action, Gate, Verdict, script_root
 from .hook import finish
 from .inflight import CountUnsafeRequests
 from .probes import probe_answer, probe_paths, send
-from .responses import STATUS_LINE, banner_header
+from .responses import STATUS_LINE
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from flask import Flask
 
 logger = logging.getLogger("flask_maintenance")
-_debug = functools.partial(logger.isEnabledFor, logging.DEBUG)
 
 # Module constants: cheaper than the enum's class attributes on the hot path.
 _PASS, _REFUSE = Action.PASS, Action.REFUSE
@@ -46,6 +45,7 @@ _ASK_FEATURES = Action.ASK_FEATURES
 #: Attributes in which WSGI middleware commonly keep the app they wrap.
 _INNER_APP_ATTRIBUTES = ("app", "wsgi_app", "application", "wsgi", "wrapped", "_app")
 _MAX_DEPTH = 32
+_BANNER_LENGTH = len("X-Maintenance-Banner")
 
 
 class FastPath(CountUnsafeRequests):
@@ -66,53 +66,66 @@ class FastPath(CountUnsafeRequests):
         readiness = self.probes.get(environ.get("PATH_INFO"))  # type: ignore[arg-type]
         if readiness is not None:  # /live and /ready, in every state (see probes.py)
             return send(probe_answer(readiness, state), environ, start_response)
-        if state.idle:
+        if state.idle:  # off: one clock comparison (in get) and this test
             return self.wsgi_app(environ, start_response)
         verdict = gate.decide(state, environ)
-        action = verdict.action
-        if action is _PASS:
-            return self._serve(verdict, environ, start_response)
-        if action is _REFUSE:
-            return self._prebuilt(verdict, environ, start_response)
+        action = verdict[0]  # .action: a NamedTuple's field costs a descriptor call, an index does not
+        if action is not _REFUSE:
+            if action is _PASS:
+                return self._serve(verdict, environ, start_response)
+            finished = self._finish(verdict, environ, start_response)
+            if finished is not None:
+                return finished
+        # The built-in refusal, sent without Flask (here rather than in a method: every refused
+        # request comes this way): a prebuilt body and headers with Content-Length, a C-level
+        # count, and the debug line only when the log wants it.
+        _, state, as_json, feature = verdict  # unpacked: cheaper than three fields' descriptors
+        root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
+        answer = gate.answer(state, as_json, feature, root)
+        next(answer.counter)
+        method = environ.get("REQUEST_METHOD") or "GET"
+        if gate.debug_refusals:  # the same quiet record the app's refusals write
+            logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
+        start_response(STATUS_LINE, list(answer.wsgi_headers))
+        return [answer.body] if method == "GET" or method.upper() != "HEAD" else []
+
+    def _finish(
+        self, verdict: Verdict, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes] | None:
+        """Finish a decision that needs the app; ``None``: send the built-in refusal."""
         try:
             response = self._in_app(verdict, environ)
         except Exception:
             # The app's own parts (a URL converter, a receiver, a template, the session) must
             # not turn the answer into a 500: fall back to what needs none of them.
-            gate.warn_once("finishing a maintenance decision in the app failed; used the built-in answer")
-            if action is _ASK_FEATURES:
+            self.gate.warn_once(
+                "finishing a maintenance decision in the app failed; used the built-in answer"
+            )
+            if verdict.action is _ASK_FEATURES:
                 return self._serve(verdict, environ, start_response)  # the mode lets it through
-            return self._prebuilt(verdict, environ, start_response)
+            return None
         if response is None:
             return self._serve(verdict, environ, start_response)
         return response(environ, start_response)
 
-    def _prebuilt(
-        self, verdict: Verdict, environ: WSGIEnvironment, start_response: StartResponse
-    ) -> Iterable[bytes]:
-        """The built-in refusal, sent without Flask."""
-        state = verdict.state
-        root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
-        answer = self.gate.answer(state, verdict.as_json, verdict.feature, root)
-        next(answer.counter)
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        if _debug():  # the same quiet record the app's refusals write, when asked for
-            logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
-        start_response(STATUS_LINE, list(answer.wsgi_headers))
-        return [] if method == "HEAD" else [answer.body]
-
     def _serve(
         self, verdict: Verdict, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
-        """Hand the request to Flask, adding ``X-Maintenance-Banner`` while there is a banner."""
-        if verdict.state.banner is None:
+        """Hand the request to Flask, adding ``X-Maintenance-Banner`` while there is a banner.
+
+        The header is built once per state (:class:`~flask_maintenance.gate.Prepared`) and added
+        here, in the WSGI layer: no ``after_this_request`` and no Response object per request.
+        """
+        banner = self.gate.prepared(verdict.state).banner
+        if banner is None:
             return self.wsgi_app(environ, start_response)
-        header = banner_header(verdict.state)
 
         def start_with_banner(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
-            if not any(name.lower() == "x-maintenance-banner" for name, _ in headers):
-                headers = [*headers, ("X-Maintenance-Banner", header)]
-            return start_response(status, headers, *exc_info)
+            # The app's own X-Maintenance-Banner wins (the length test spares most lower() calls).
+            for name, _ in headers:
+                if len(name) == _BANNER_LENGTH and name.lower() == "x-maintenance-banner":
+                    return start_response(status, headers, *exc_info)
+            return start_response(status, [*headers, banner], *exc_info)
 
         return self.wsgi_app(environ, start_with_banner)
 

@@ -10,12 +10,13 @@ named in the verdict and done once by :mod:`flask_maintenance.hook`.
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from .backends import Backend
@@ -24,7 +25,7 @@ from .cache import StateCache
 from .config import Settings
 from .model import OFF, Feature, State
 from .notify import Announcer
-from .responses import Answer, banner_header, blocked, prefers_json
+from .responses import Answer, accepts_json, banner_header, blocked
 from .signals import request_blocked
 from .workers import Worker
 from .writes import Writer
@@ -76,9 +77,43 @@ class Verdict(NamedTuple):
 #: The verdict while there is nothing to do (made once: it is every request's while off).
 IDLE = Verdict(Action.PASS, OFF)
 # Module constants: an enum member looked up on its class costs more than it seems, and so does
-# a NamedTuple's own __new__ (``_make`` is tuple.__new__).
+# a NamedTuple's own __new__ and ``_make`` (Python functions): tuple.__new__ is one C call.
 _PASS, _REFUSE = Action.PASS, Action.REFUSE
-_verdict = Verdict._make
+_verdict: Callable[[tuple[Action, State, bool, Feature | None]], Verdict] = functools.partial(
+    tuple.__new__, Verdict
+)
+
+
+@dataclass(frozen=True, slots=True)  # slots: the hot path reads these faster than a tuple's fields
+class Prepared:
+    """What the hot path needs of one state, made once when the cached state changes.
+
+    An immutable value swapped whole in one attribute, so threads see the old one or the new one.
+    The cache reads a new state object at most once per interval, so these are rebuilt at most
+    that often (which is also when a change of the log level is noticed).
+    """
+
+    state: State
+    #: The verdict of every request that passes (one object per state, not one per request).
+    passing: Verdict
+    #: The verdicts of plain refusals (no feature), by ``as_json``.
+    refusing: tuple[Verdict, Verdict]
+    #: ``("X-Maintenance-Banner", value)`` while there is a banner, else ``None``.
+    banner: tuple[str, str] | None
+    #: The built-in answers while they cannot change (no countdown to ``ends_at``), by
+    #: ``as_json``; filled on first use (the rare countdown goes through ``Gate.answer``'s keys).
+    plain: dict[bool, Answer]
+
+
+def _prepare(state: State) -> Prepared:
+    banner = state.banner
+    return Prepared(
+        state,
+        Verdict(_PASS, state),
+        (Verdict(_REFUSE, state, False), Verdict(_REFUSE, state, True)),
+        None if banner is None else ("X-Maintenance-Banner", banner_header(state)),
+        {},
+    )
 
 
 class PathSet:
@@ -154,6 +189,10 @@ class Gate:
         self.worker = Worker(lambda: self.cache, testing=lambda: bool(getattr(self._app(), "testing", False)))
         self.allowlist = IPAllowlist(settings.allowed_networks)
         self.cookie = BypassCookie(settings.bypass_cookie, settings.bypass_max_age)
+        # Settings that decide() reads on every refusal, one attribute away instead of two.
+        self._allowlisting = bool(settings.allowed_networks)
+        self._cookie_name = self.cookie.name
+        self._template = settings.template
         #: The bypass header as the WSGI environ names it (``HTTP_X_MAINTENANCE_BYPASS``).
         self.bypass_header = "HTTP_" + settings.bypass_header.upper().replace("-", "_")
         self.rules = rules
@@ -170,6 +209,10 @@ class Gate:
         # (state, answers): swapped whole, so threads never see a half-updated pair.
         self._answers: tuple[State | None, dict[tuple[bool, int, str | None, str, bool], Answer]] = (None, {})
         self._answers_lock = threading.Lock()
+        self._prepared = _prepare(OFF)
+        #: Whether the debug log wants a line per refusal: looked up when the cached state
+        #: changes (at most once per interval), not per request.
+        self.debug_refusals = False
 
     # -- the decision ----------------------------------------------------------------------
 
@@ -183,34 +226,38 @@ class Gate:
         """
         if state.idle:
             return IDLE
+        prepared = self._prepared
+        if prepared.state is not state:
+            prepared = self.prepared(state)
         if not state.blocking and not state.features:
-            return _verdict((_PASS, state, False, None))
-        # Written out rather than in helpers: every refused request comes through here.
-        raw = environ.get("PATH_INFO") or ""
-        path = "/" + (raw if raw.isascii() else _wsgi_text(raw)).lstrip("/")
-        if len(self._views) != self._views_seen:
-            self._find_open_endpoints()
-        open_paths = self.open_paths
-        if path in open_paths.exact or path.startswith(open_paths.under):
-            return _verdict((_PASS, state, False, None))
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        if method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
-            return _verdict((_PASS, state, False, None))  # a CORS preflight: the app's CORS answers it
+            return prepared.passing
+        # Written out rather than in helpers: every refused request comes through here. What the
+        # mode lets through comes first (every GET in readonly), so that it costs no path work.
+        method = environ.get("REQUEST_METHOD") or "GET"
+        if method not in SAFE_METHODS:
+            method = method.upper()
         refused_by_mode = state.blocking and not (state.mode == "readonly" and method in SAFE_METHODS)
         if not refused_by_mode and not state.features:
-            return _verdict((_PASS, state, False, None))
-        if (
-            self.settings.allowed_networks or self.cookie.name in environ.get("HTTP_COOKIE", "")
-        ) and self.bypassed(state, environ):
-            return _verdict((_PASS, state, False, None))
+            return prepared.passing
+        raw = environ.get("PATH_INFO") or ""
+        path = "/" + (raw if raw.isascii() else _wsgi_text(raw)).lstrip("/")
+        open_paths = self.open_paths
+        if path in open_paths.exact or path.startswith(open_paths.under):
+            return prepared.passing
+        if method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
+            return prepared.passing  # a CORS preflight: the app's CORS answers it
+        if (self._allowlisting or self._cookie_name in environ.get("HTTP_COOKIE", "")) and self.bypassed(
+            state, environ
+        ):
+            return prepared.passing
         # A step of its own: without a bypass secret (the usual case) it is one attribute test.
         if state.token_hash is not None and self.header_bypassed(state, environ):
-            return _verdict((_PASS, state, False, None))
+            return prepared.passing
         api_paths = self.api_paths
         as_json = (
             path in api_paths.exact
             or path.startswith(api_paths.under)
-            or prefers_json(environ.get("HTTP_ACCEPT"))
+            or accepts_json(environ.get("HTTP_ACCEPT"))
         )
         feature = None
         if not refused_by_mode:
@@ -220,12 +267,25 @@ class Gate:
         if self.rules and self.rules_may_pass(environ):
             return _verdict((Action.ASK_RULES, state, as_json, feature))
         if (
-            (self.settings.template and not as_json)
+            (self._template and not as_json)
             or request_blocked.receivers
             or "HTTP_ORIGIN" in environ  # the app's CORS headers let the other origin read it
         ):
             return _verdict((Action.REFUSE_IN_APP, state, as_json, feature))
+        if feature is None:
+            return prepared.refusing[as_json]
         return _verdict((_REFUSE, state, as_json, feature))
+
+    def prepared(self, state: State) -> Prepared:
+        """The hot path's values for ``state`` (made when the cached state changes)."""
+        prepared = self._prepared
+        if prepared.state is not state:
+            # Once per state read, not per request: Flask adds no view once it has served.
+            if len(self._views) != self._views_seen:
+                self._find_open_endpoints()
+            prepared = self._prepared = _prepare(state)
+            self.debug_refusals = logger.isEnabledFor(logging.DEBUG)
+        return prepared
 
     def _find_open_endpoints(self) -> None:
         """Add the paths of :data:`OPEN_ENDPOINTS` to the open paths (again when views change)."""
@@ -278,6 +338,12 @@ class Gate:
 
         :param script_root: where the app is mounted (``SCRIPT_NAME``), for the URLs it holds.
         """
+        plain = feature is None and not script_root and state.ends_at is None
+        prepared = self._prepared
+        if plain and prepared.state is state:  # nearly every refusal: one dict look-up
+            answer = prepared.plain.get(as_json)
+            if answer is not None:
+                return answer
         retry_after = state.retry_after() if feature is None else self.settings.retry_after
         # An overdue window says so: not the same page as a countdown at the same value.
         overdue = state.ends_at is not None and feature is None and state.overdue()
@@ -307,6 +373,8 @@ class Gate:
             if len(answers) > 64:  # a countdown to ends_at makes a new key every second
                 self._answers = (state, {})
             answers[key] = answer
+        if plain:
+            self.prepared(state).plain[as_json] = answer
         return answer
 
     def _counter(self, mode: str, kind: str) -> itertools.count[int]:

@@ -1,23 +1,22 @@
-"""Background work during maintenance: a guard for Python entrypoints, and the console script
-``flask-maintenance-guard`` that wraps cron lines."""
+"""Background work during maintenance: a guard for Python entrypoints (and the engine of the
+``flask-maintenance-guard`` console script in :mod:`flask_maintenance.console`).
+
+Importing it imports no Flask, so that the console script starts fast."""
 
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 import os
-import shlex
-import sys
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import times
 from .backends import Backend, FileBackend, backend_from_url
 from .errors import BackendError, ConfigurationError, MaintenanceActive
-from .model import Plan, State, features_of, resolve
+from .model import State, features_of
 from .rules import BLOCKING_MODES
+from .switch import read_state as read_backend_state
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -32,8 +31,8 @@ EX_TEMPFAIL = 75
 FORCE_ENV = "FLASK_MAINTENANCE_FORCE"
 LOCK_FILE_ENV = "MAINTENANCE_LOCK_FILE"
 BACKEND_ENV = "MAINTENANCE_BACKEND"
-# With no app config to ask, the documented default of Retry-After.
-_DEFAULT_RETRY = 60
+#: With no app config to ask, the documented default of Retry-After.
+DEFAULT_RETRY = 60
 
 
 def forced() -> bool:
@@ -131,12 +130,8 @@ class Guard:
 def backend_guard(backend: Backend, raise_: bool = False) -> Guard:
     """A guard that reads a backend directly, without importing any app."""
 
-    plan_backend = backend.sibling("plan")
-
     def read_state() -> tuple[State, Collection[str]]:
-        lock = State.parse(backend.read(), _DEFAULT_RETRY)[0]
-        plan = Plan.parse(plan_backend.read())[0]
-        return resolve(lock, plan, times.utcnow(), _DEFAULT_RETRY), BLOCKING_MODES
+        return read_backend_state(backend, DEFAULT_RETRY), BLOCKING_MODES
 
     guard = Guard(read_state, raise_=raise_)
     guard.backend = backend
@@ -166,116 +161,30 @@ def skip_during_maintenance(
         if extension is None:
             raise ConfigurationError("this app has no Maintenance extension: call Maintenance(app)")
         return extension.guard(raise_=raise_, app=app)  # type: ignore[no-any-return]
+    found = backend_without_app(lock_file, backend, missing="give lock_file=, backend= or app=")
+    return backend_guard(found, raise_=raise_)
+
+
+def backend_without_app(
+    lock_file: str | os.PathLike[str] | None, backend: str | None, *, missing: str
+) -> Backend:
+    """The backend a program without the app acts on: ``lock_file`` or ``backend`` (a URL),
+    else the ``MAINTENANCE_BACKEND`` or ``MAINTENANCE_LOCK_FILE`` environment variable.
+
+    :param missing: how the caller's own options are named, for the error when none is given.
+    :raises ConfigurationError: when nothing says where the state is, or the lock file's path
+        is relative.
+    """
     if lock_file is None and backend is None:
         backend = os.environ.get(BACKEND_ENV) or None
         lock_file = os.environ.get(LOCK_FILE_ENV) or None
         if backend == "file":
             backend = None
     if backend is not None:
-        return backend_guard(backend_from_url(backend), raise_=raise_)
+        return backend_from_url(backend)
     if not lock_file:
-        raise ConfigurationError(
-            f"give lock_file=, backend= or app=, or set {LOCK_FILE_ENV} or {BACKEND_ENV}"
-        )
+        raise ConfigurationError(f"{missing}, or set {LOCK_FILE_ENV} or {BACKEND_ENV}")
     if not os.path.isabs(lock_file):
         # Cron and the app run in different folders: a relative path names another file.
         raise ConfigurationError(f"the lock file must be an absolute path, not {os.fspath(lock_file)!r}")
-    return backend_guard(FileBackend(lock_file), raise_=raise_)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="flask-maintenance-guard",
-        description="Run COMMAND unless maintenance is on (for cron lines).",
-        usage="%(prog)s [--lock-file PATH | --backend URL | --app IMPORT] [--skip-exit-code N] [--quiet]"
-        " -- COMMAND [ARGS...]",
-    )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--lock-file", metavar="PATH", help=f"the lock file (default: ${LOCK_FILE_ENV})")
-    source.add_argument("--backend", metavar="URL", help=f"a redis:// URL (default: ${BACKEND_ENV})")
-    source.add_argument("--app", metavar="IMPORT", help="import the app like `flask --app` does")
-    parser.add_argument(
-        "--skip-exit-code",
-        metavar="N",
-        type=_exit_code,
-        default=EX_TEMPFAIL,
-        help=f"exit status when skipped (default {EX_TEMPFAIL}; 0 for cron that mails on failure)",
-    )
-    parser.add_argument("--quiet", action="store_true", help="print nothing when skipping")
-    return parser
-
-
-def _warn_about_a_missing_folder(guard: Guard, prog: str) -> None:
-    """Every run, on stderr: a lock file in a folder that does not exist can never switch on."""
-    backend = guard.backend
-    if isinstance(backend, FileBackend):
-        folder = os.path.dirname(backend.path)
-        if not os.path.isdir(folder):
-            print(
-                f"{prog}: warning: the lock file's folder {folder} does not exist, so maintenance can "
-                "never be on there: check --lock-file (or MAINTENANCE_LOCK_FILE)",
-                file=sys.stderr,
-            )
-
-
-def _exit_code(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) > 255:  # isdigit alone takes "²"
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 255, not {text!r}")
-    return int(text)
-
-
-def _app_guard(import_path: str) -> Guard:
-    from flask.cli import ScriptInfo
-
-    try:
-        app = ScriptInfo(app_import_path=import_path).load_app()
-    except Exception as error:  # whatever the broken app raises, the operator gets one line
-        message = " ".join(str(error).split()) or type(error).__name__
-        raise ConfigurationError(f"cannot load the app {import_path!r}: {message}") from None
-    return skip_during_maintenance(app=app)
-
-
-def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Entry point of ``flask-maintenance-guard``."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
-    if "--" in args:
-        split = args.index("--")
-        options, command = parser.parse_args(args[:split]), args[split + 1 :]
-    else:
-        options, command = parser.parse_known_args(args)
-        if command and command[0].startswith("-"):
-            parser.error(f"unknown option {command[0]} (put the command after --)")
-    if not command:
-        parser.error("no COMMAND given (put it after --)")
-    try:
-        if options.app:
-            guard = _app_guard(options.app)
-        else:
-            guard = skip_during_maintenance(lock_file=options.lock_file, backend=options.backend)
-            _warn_about_a_missing_folder(guard, parser.prog)
-        state = guard.blocking_state()
-    except ConfigurationError as error:
-        parser.error(str(error))
-    except BackendError as error:
-        # Unknown state: running a job that may write during a migration is the worse mistake.
-        print(f"{parser.prog}: {error}; skipped: {shlex.join(command)}", file=sys.stderr)
-        sys.exit(options.skip_exit_code)
-    if state is not None:
-        if not options.quiet:
-            print(
-                f"{parser.prog}: {describe(state)}; skipped: {shlex.join(command)} "
-                f"(set {FORCE_ENV}=1 to run it anyway)",
-                file=sys.stderr,
-            )
-        sys.exit(options.skip_exit_code)
-    try:
-        os.execvp(command[0], command)
-    except OSError as error:
-        print(f"{parser.prog}: cannot run {command[0]}: {error.strerror or error}", file=sys.stderr)
-        sys.exit(127 if isinstance(error, FileNotFoundError) else 126)
+    return FileBackend(lock_file)

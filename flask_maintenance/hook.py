@@ -21,7 +21,7 @@ from werkzeug.datastructures import Headers
 from .gate import Action, Gate, Verdict, script_root
 from .model import Feature, State, features_of
 from .probes import probe_answer, probe_paths
-from .responses import PAGE_CSP, banner_header
+from .responses import PAGE_CSP
 from .signals import request_blocked
 
 if TYPE_CHECKING:
@@ -91,20 +91,20 @@ def request_hook(app: Flask, gate: Gate) -> Callable[[], Response | None]:
             return None
         verdict = gate.decide(state, request.environ)
         response = None if verdict.action is _PASS else finish(app, gate, verdict, request.environ)
-        if response is None and state.banner is not None:
-            _add_banner(state)
+        if response is None:
+            banner = gate.prepared(state).banner
+            if banner is not None:
+                _add_banner(*banner)
         return response
 
     return check_maintenance
 
 
-def _add_banner(state: State) -> None:
+def _add_banner(name: str, value: str) -> None:
     # Per request, only while there is a banner: an after_request hook would cost every
-    # request when off.
-    header = banner_header(state)
-
+    # request when off. (With the fast path, its WSGI layer adds the header instead.)
     def add_banner(response: Response) -> Response:
-        response.headers.setdefault("X-Maintenance-Banner", header)
+        response.headers.setdefault(name, value)
         return response
 
     after_this_request(add_banner)

@@ -14,15 +14,13 @@ neither makes a write slower or less atomic, and neither can fail it.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import secrets
 import socket
+import sys
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-
-import click
 
 from . import rules, times
 from .backends import Backend, Damaged, Raw
@@ -46,10 +44,19 @@ class Writer:
     :param announcer: tells of every change (history, webhooks); ``None`` tells nobody.
     """
 
-    def __init__(self, backend: Backend, default_retry: int, announcer: Announcer | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        default_retry: int,
+        announcer: Announcer | None = None,
+        origin: str | None = None,
+    ) -> None:
+        """:param origin: what the history names as the origin of changes; by default ``cli``
+        under a Click command, else ``python``."""
         self.backend = backend
         self.default_retry = default_retry
         self.announcer = announcer
+        self.origin = origin
 
     def enable(
         self,
@@ -277,8 +284,7 @@ class Writer:
         state = resolve(
             State.parse(lock, self.default_retry)[0], Plan.parse(plan)[0], self._now(), self.default_retry
         )
-        # Under a Click command (the `flask` command, or a test's CLI runner): the command line.
-        origin = "cli" if click.get_current_context(silent=True) is not None else "python"
+        origin = self.origin or _origin()
         entry = Entry(at=self._now(), event=event, who=who_am_i(_user()), origin=origin, **fields)
         try:
             self.announcer.announce(self.backend, entry, state)
@@ -332,7 +338,19 @@ def _window(window: Schedule) -> dict[str, Any]:
     }
 
 
+def _origin() -> str:
+    """``cli`` under a Click command (the `flask` command, or a test's CLI runner), else ``python``.
+
+    Click is looked up, not imported: without it loaded there is no command, and the
+    ``flask-maintenance`` switch, which must start fast, does not load it.
+    """
+    click = sys.modules.get("click")
+    return "cli" if click is not None and click.get_current_context(silent=True) is not None else "python"
+
+
 def _user() -> str | None:
+    import getpass  # only a write needs it (and termios with it): not the web workers' imports
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this uid, e.g. in some containers

@@ -1,4 +1,4 @@
-"""A project on disk for real `flask` and `flask-maintenance-guard` subprocesses.
+"""A project on disk for real `flask`, `flask-maintenance` and `flask-maintenance-guard` subprocesses.
 
 The project has an app with one command of every kind Flask can resolve (an app command, a
 blueprint's, a group's subcommand, a Flask-Migrate-style group added with ``add_command``, and a
@@ -25,6 +25,7 @@ from flask_maintenance.times import utcnow
 BIN = Path(sys.executable).parent
 FLASK = str(BIN / "flask")
 GUARD = str(BIN / "flask-maintenance-guard")
+SWITCH = str(BIN / "flask-maintenance")
 
 #: Every wait in these tests is bounded by this many seconds.
 TIMEOUT = 20.0
@@ -198,6 +199,10 @@ class Project:
     def guard(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run the real ``flask-maintenance-guard`` console script."""
         return self.run([GUARD, *args], env)
+
+    def switch(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the real ``flask-maintenance`` console script (no Flask, no app)."""
+        return self.run([SWITCH, *args], env)
 
     def switch_on(self, mode: str = "full", message: str | None = None) -> None:
         """Write the lock file the way ``flask maintenance on`` does."""

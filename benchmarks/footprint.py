@@ -1,0 +1,249 @@
+"""What the operator's commands and the web worker's imports cost (issue 18).
+
+``startup``
+    ``flask-maintenance-guard --quiet --lock-file PATH -- true`` against ``python -c pass``, with
+    maintenance on, so that the guard reads the state and exits 75 instead of replacing itself
+    with ``true`` (valgrind would lose its count at the ``exec``): instructions (callgrind) and
+    wall time, median of interleaved runs. Target: at most 2x.
+``rss``
+    A gunicorn-like worker: the hello app built and 50 requests served, once without the
+    extension and once with it (off). Its resident memory (VmRSS) and modules, median of 3
+    processes each. The optional metrics extra (prometheus_client) is kept out of both, because an
+    app that installs it imports it anyway. Target: at most 1 MiB more, and none of the CLI-only
+    modules.
+``switch``
+    The switch on a drowning machine: one busy loop per CPU runs throughout, and each trial runs
+    ``flask maintenance on`` / ``off`` (which imports Flask and the app) and
+    ``flask-maintenance on`` / ``off --lock-file`` (which imports neither), interleaved, from
+    the start of the process to its exit (by then the lock file is written or removed). The
+    child's own CPU time is shown too, which does not depend on how the machine is shared.
+    Target: the new switch within 0.1 s.
+
+The worker of ``rss`` is ``worker_rss.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from support import BENCH_DIR, median, stop_group, table, verdict
+
+STARTUP_TARGET = 2.0
+RSS_TARGET_KIB = 1024
+SWITCH_TARGET = 0.1
+#: What only the command line needs; a web worker must not import any of it.
+CLI_ONLY = (
+    "subprocess",
+    "argparse",
+    "getpass",
+    "shlex",
+    "flask_maintenance.cli",
+    "flask_maintenance.console",
+)
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def _script(name: str) -> str:
+    """A console script installed beside this interpreter."""
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+# -- start-up of the guard ---------------------------------------------------------------------
+
+
+def startup(folder: str, valgrind: str | None, rounds: int) -> dict[str, float]:
+    lock = os.path.join(folder, "startup.lock")
+    open(lock, "w").close()  # on: the guard skips `true` and exits 75
+    guard = [sys.executable, _script("flask-maintenance-guard"), "--quiet", "--lock-file", lock, "--", "true"]
+    commands = {"python -c pass": [sys.executable, "-c", "pass"], "guard": guard}
+    statuses = {"python -c pass": 0, "guard": 75}
+    results: dict[str, float] = {}
+    if valgrind:
+        for name, command in commands.items():
+            done = subprocess.run(
+                [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            if done.returncode != statuses[name]:
+                raise RuntimeError(f"{name} exited with {done.returncode}:\n{done.stderr[-2000:]}")
+            match = _COLLECTED.search(done.stderr)
+            if match is None:
+                raise RuntimeError(f"callgrind printed no count:\n{done.stderr[-2000:]}")
+            results[f"{name} instructions"] = int(match.group(1))
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            started = time.perf_counter()
+            if subprocess.run(command, check=False, timeout=60).returncode != statuses[name]:
+                raise RuntimeError(f"{name} did not exit as expected")
+            walls[name].append(time.perf_counter() - started)
+    for name in commands:
+        results[f"{name} wall"] = median(walls[name])
+    return results
+
+
+def startup_report(results: dict[str, float]) -> tuple[str, list[str]]:
+    lines = [
+        "Start-up: flask-maintenance-guard --lock-file PATH -- true (maintenance on), against python -c pass"
+    ]
+    summary = []
+    if "guard instructions" in results:
+        ratio = results["guard instructions"] / results["python -c pass instructions"]
+        lines.append(
+            f"  instructions   {results['guard instructions'] / 1e6:.1f}M vs"
+            f" {results['python -c pass instructions'] / 1e6:.1f}M: {ratio:.2f}×"
+            f"   target ≤ {STARTUP_TARGET:.0f}×: {verdict(ratio <= STARTUP_TARGET)}"
+        )
+        summary.append(
+            f"guard start-up instructions  {ratio:.2f}×    (≤ {STARTUP_TARGET:.0f}×)    {verdict(ratio <= STARTUP_TARGET)}"
+        )
+    wall = results["guard wall"] / results["python -c pass wall"]
+    lines.append(
+        f"  wall (median)  {results['guard wall'] * 1e3:.1f} ms vs {results['python -c pass wall'] * 1e3:.1f} ms:"
+        f" {wall:.2f}×   timed, noisy on a shared machine"
+    )
+    summary.append(
+        f"guard start-up timed         {wall:.2f}×    (≤ {STARTUP_TARGET:.0f}×)    {verdict(wall <= STARTUP_TARGET)}"
+    )
+    return "\n".join(lines), summary
+
+
+# -- the web worker's memory -------------------------------------------------------------------
+
+
+def rss(folder: str) -> dict[str, tuple[int, int, list[str]]]:
+    """(VmRSS KiB, modules, CLI-only modules loaded) per variant, median of 3 processes."""
+    lock = os.path.join(folder, "rss-absent.lock")
+    results = {}
+    for variant in ("bare", "ext"):
+        runs = []
+        for _ in range(3):
+            done = subprocess.run(
+                [sys.executable, os.path.join(BENCH_DIR, "worker_rss.py"), variant, lock, *CLI_ONLY],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+                cwd=BENCH_DIR,
+            )
+            kib, modules, *cli_only = done.stdout.split()
+            runs.append((int(kib), int(modules), cli_only))
+        runs.sort()
+        results[variant] = runs[1]
+    return results
+
+
+def rss_report(results: dict[str, tuple[int, int, list[str]]]) -> tuple[str, list[str]]:
+    (bare_kib, bare_modules, _), (ext_kib, ext_modules, cli_only) = results["bare"], results["ext"]
+    added = ext_kib - bare_kib
+    ok = added <= RSS_TARGET_KIB and not cli_only
+    text = "\n".join(
+        [
+            "Worker memory: the hello app after 50 requests (VmRSS, median of 3 processes; without the"
+            " optional prometheus_client)",
+            table(
+                [
+                    ("bare", f"{bare_kib:,}", bare_modules),
+                    ("with the extension, off", f"{ext_kib:,}", ext_modules),
+                ],
+                ("worker", "KiB", "modules"),
+            ),
+            f"  added: {added:+,} KiB, {ext_modules - bare_modules:+} modules; CLI-only modules imported:"
+            f" {', '.join(cli_only) or 'none'}   target ≤ {RSS_TARGET_KIB} KiB and none: {verdict(ok)}",
+        ]
+    )
+    return text, [
+        f"worker RSS added             {added:+,} KiB (≤ {RSS_TARGET_KIB:,}; no CLI modules)  {verdict(ok)}"
+    ]
+
+
+# -- the switch on a drowning machine ----------------------------------------------------------
+
+
+@contextmanager
+def busy_loops() -> Iterator[None]:
+    """One busy loop per CPU, like ``stress --cpu N``, always stopped."""
+    loops = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+        for _ in range(os.cpu_count() or 1)
+    ]
+    try:
+        time.sleep(0.5)  # let the scheduler see them
+        yield
+    finally:
+        for loop in loops:
+            stop_group(loop, wait=2.0)
+
+
+def switch(folder: str, trials: int) -> dict[str, list[tuple[float, float]]]:
+    """(wall s, child CPU s) per command, from the start of the process to its exit."""
+    lock = os.path.join(folder, "switch.lock")
+    app = ["-m", "flask", "--app", 'apps:create_app("ext")', "maintenance"]
+    commands = {
+        "flask maintenance on": [sys.executable, *app, "on"],
+        "flask maintenance off": [sys.executable, *app, "off"],
+        "flask-maintenance on": [sys.executable, _script("flask-maintenance"), "on", "--lock-file", lock],
+        "flask-maintenance off": [sys.executable, _script("flask-maintenance"), "off", "--lock-file", lock],
+    }
+    env = {**os.environ, "BENCH_LOCK_FILE": lock}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    with busy_loops():
+        for _ in range(trials):
+            for name, command in commands.items():
+                started = time.perf_counter()
+                process = subprocess.Popen(
+                    command, env=env, cwd=BENCH_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                )
+                _, status, usage = os.wait4(process.pid, 0)
+                wall = time.perf_counter() - started
+                process.returncode = os.waitstatus_to_exitcode(status)
+                if process.returncode != 0:
+                    raise RuntimeError(f"{name} failed: {process.stderr.read() if process.stderr else ''}")
+                if process.stderr is not None:
+                    process.stderr.close()
+                if os.path.exists(lock) != name.endswith(" on"):
+                    raise RuntimeError(f"{name} did not leave the lock file as it should")
+                results[name].append((wall, usage.ru_utime + usage.ru_stime))
+    return results
+
+
+def switch_report(results: dict[str, list[tuple[float, float]]], trials: int) -> tuple[str, list[str]]:
+    rows = []
+    for name, samples in results.items():
+        walls = [wall for wall, _ in samples]
+        rows.append(
+            (
+                name,
+                f"{median(walls) * 1e3:,.0f}",
+                f"{max(walls) * 1e3:,.0f}",
+                f"{median([cpu for _, cpu in samples]) * 1e3:,.0f}",
+            )
+        )
+    worst = max(
+        max(wall for wall, _ in results[name]) for name in ("flask-maintenance on", "flask-maintenance off")
+    )
+    typical = max(
+        median([wall for wall, _ in results[name]])
+        for name in ("flask-maintenance on", "flask-maintenance off")
+    )
+    text = "\n".join(
+        [
+            f"Switch latency with a busy loop on each of the {os.cpu_count()} CPUs: process start → exit"
+            f" (lock written or removed), {trials} interleaved trials",
+            table(rows, ("command", "median ms", "max ms", "child CPU ms"), left=1),
+            f"  flask-maintenance, median of the slower of on/off: {typical * 1e3:.0f} ms (worst {worst * 1e3:.0f} ms)"
+            f"   target ≤ {SWITCH_TARGET * 1e3:.0f} ms: {verdict(typical <= SWITCH_TARGET)}",
+        ]
+    )
+    return text, [
+        f"switch latency, loaded       {typical * 1e3:.0f} ms   (≤ {SWITCH_TARGET * 1e3:.0f} ms)  {verdict(typical <= SWITCH_TARGET)}"
+    ]
