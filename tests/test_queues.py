@@ -236,3 +236,15 @@ def test_tasks_bound_before_init_celery_and_other_annotations_are_kept(make_app:
     assert early.rate_limit == "10/s"
     maintenance.disable(app=app)
     assert early.apply().get() == "ran"
+
+
+def test_a_task_does_not_run_while_the_state_cannot_be_read(tasks: Any) -> None:
+    # Nothing listens on port 1: the worker has never read the state, and must not take that
+    # for "off" (a task writing during a migration is the worse mistake).
+    from flask_maintenance.backends import backend_from_url
+
+    dead = backend_from_url("redis://127.0.0.1:1/0")
+    with tasks.maintenance.isolated(dead, check_interval=0, app=tasks.app):
+        result = tasks.job.apply(("unknown",))
+    assert result.state == "FAILURE" and isinstance(result.result, MaintenanceActive), result.result
+    assert tasks.ran == []
