@@ -248,3 +248,31 @@ def test_a_task_does_not_run_while_the_state_cannot_be_read(tasks: Any) -> None:
         result = tasks.job.apply(("unknown",))
     assert result.state == "FAILURE" and isinstance(result.result, MaintenanceActive), result.result
     assert tasks.ran == []
+
+
+def test_a_queue_with_its_own_exchange_and_routing_key_is_exempt_by_its_name(
+    make_app: AppFactory,
+) -> None:
+    # A task from the exempt queue "reports" arrives with the exchange and routing key it was
+    # sent with, not the queue's name: it must still run during maintenance.
+    from celery import Celery
+    from kombu import Exchange, Queue
+
+    from flask_maintenance import Maintenance
+
+    maintenance = Maintenance()
+    app = make_app(maintenance, MAINTENANCE_CELERY_EXEMPT="reports")
+    celery_app = Celery("t", broker="memory://", set_as_current=False)
+    celery_app.conf.task_queues = [
+        Queue("celery"),
+        Queue("reports", Exchange("jobs", type="direct"), routing_key="jobs.reports"),
+    ]
+    maintenance.init_celery(celery_app, app=app)
+
+    @celery_app.task(name="t.report", shared=False)
+    def report() -> str:
+        return "written"
+
+    maintenance.enable(app=app)
+    assert report.apply(exchange="jobs", routing_key="jobs.reports").get() == "written"
+    assert isinstance(report.apply(exchange="celery", routing_key="celery").result, MaintenanceActive)
