@@ -276,3 +276,23 @@ def test_a_queue_with_its_own_exchange_and_routing_key_is_exempt_by_its_name(
     maintenance.enable(app=app)
     assert report.apply(exchange="jobs", routing_key="jobs.reports").get() == "written"
     assert isinstance(report.apply(exchange="celery", routing_key="celery").result, MaintenanceActive)
+
+
+def test_the_rq_worker_takes_no_job_while_the_state_cannot_be_read(
+    make_app: AppFactory, redis_server: RedisServer
+) -> None:
+    require_module("rq", 'pip install -e ".[test]"')
+    from redis import Redis
+    from rq import Queue
+
+    from flask_maintenance import Maintenance
+    from flask_maintenance.rq import MaintenanceWorker
+
+    # The jobs are in a real redis-server; the maintenance state is where nothing listens.
+    app = make_app(Maintenance(), MAINTENANCE_BACKEND="redis://127.0.0.1:1/0")
+    with Redis.from_url(redis_server.url) as connection:
+        queue = Queue("default", connection=connection)
+        queue.enqueue("builtins.print", "written during an unknown state")
+        worker = MaintenanceWorker([queue], connection=connection, app=app)
+        assert worker.dequeue_job_and_maintain_ttl(None) is None  # burst: nothing may be taken now
+        assert queue.count == 1
