@@ -130,7 +130,11 @@ class StateCache:
         its version, and whether the interval has run out (then the next :meth:`get` reads the
         backend first, so the state stored by then is what the next request enforces)."""
         version = self.version  # first: the state set before it is at least as new
-        return self._state, version, self._timer() >= self._fresh_until
+        # A read in progress may have read the backend before a write that is already there:
+        # what it took is enforced next, for a whole interval. Tested before the deadline, so a
+        # read that starts after this test reads the backend after it too.
+        reading = self._mutex.locked()
+        return self._state, version, not reading and self._timer() >= self._fresh_until
 
     def clear(self) -> None:
         """Forget the last read, so that the next ``get`` reads the backend (after a write)."""

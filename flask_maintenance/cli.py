@@ -36,6 +36,13 @@ class MaintenanceCommandError(click.ClickException):
     """An operator error: one line on stderr, no traceback, exit status 1."""
 
 
+class Interrupted(MaintenanceCommandError):
+    """Ctrl-C while waiting: the state stays as written; exit status 130, as a shell reports
+    SIGINT, so that a script tells it from a wait that timed out (1)."""
+
+    exit_code = 130
+
+
 class BadInput(MaintenanceCommandError):
     """Invalid options: nothing was changed; exit status 2, like Click's usage errors."""
 
@@ -298,16 +305,23 @@ def maintenance_off(feature: str | None, wait_seconds: int | None) -> None:
         _wait_or_fail(wait_seconds, state, "maintenance is OFF all the same")
 
 
-def _wait_for_workers(seconds: int, state: State, say: Callable[[str], None] = click.echo) -> str | None:
-    """``--wait``: what remains after ``seconds``, or ``None`` once every worker is done."""
+def _wait_for_workers(
+    seconds: int, state: State, afterwards: str, say: Callable[[str], None] = click.echo
+) -> str | None:
+    """``--wait``: what remains after ``seconds``, or ``None`` once every worker is done.
+
+    :param afterwards: what stands once the wait is given up (said after Ctrl-C too).
+    """
     try:
         return drain.wait_in_terminal(_extension().backend(), seconds, state, say)
     except MaintenanceError as error:
         raise _operator_error(error) from None
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while waiting for the workers; {afterwards}") from None
 
 
 def _wait_or_fail(seconds: int, state: State, afterwards: str) -> None:
-    problem = _wait_for_workers(seconds, state)
+    problem = _wait_for_workers(seconds, state, afterwards)
     if problem is not None:
         raise MaintenanceCommandError(f"{problem}; {afterwards}")
 
@@ -529,6 +543,7 @@ def maintenance_run(
         click.echo(line, err=True)
 
     status = 0
+    interrupted: Interrupted | None = None
     token = new_token() if secret else None
     # Only the command gets the secret: it is never printed, logged or stored (only its hash).
     bypass = (
@@ -548,12 +563,18 @@ def maintenance_run(
             report=report,
             secret=token,
         ) as state:
-            problem = None if no_wait else _wait_for_workers(wait_seconds, state, report)
-            if problem is None:
-                status, started = _run_passing_signals(list(command), bypass)
+            not_started = f"{command[0]} did not start"
+            try:
+                problem = None if no_wait else _wait_for_workers(wait_seconds, state, not_started, report)
+            except Interrupted as error:  # nothing started: the state comes back, as after a timeout
+                interrupted = error
+                status, started = error.exit_code, False
             else:
-                report(f"Error: {problem}; {command[0]} did not start.")
-                status, started = 1, False
+                if problem is None:
+                    status, started = _run_passing_signals(list(command), bypass)
+                else:
+                    report(f"Error: {problem}; {not_started}.")
+                    status, started = 1, False
             if started:
                 report(f"Command exited with {status}.")
             if started and status != 0:  # one that never started changed nothing to guard
@@ -562,6 +583,8 @@ def maintenance_run(
         pass
     except MaintenanceError as error:
         raise _operator_error(error) from None
+    if interrupted is not None:
+        raise interrupted
     raise SystemExit(status)
 
 
@@ -913,6 +936,7 @@ def maintenance_haproxy_config(
             open_paths=[root + path for path in (*settings.allowed_paths, settings.status_path)],
             allowed_networks=settings.allowed_networks,
             bypass_cookie=settings.bypass_cookie,
+            bypass_header=settings.bypass_header,
             interval=interval,
             command=" ".join(
                 [

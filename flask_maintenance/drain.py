@@ -39,16 +39,22 @@ class Progress:
     :param version: the version of the state stored now.
     :param drain: whether unsafe work from before must finish too (the state refuses writes).
     :param workers: the live heartbeats.
+    :param since: how long before the heartbeats were read the state was written (unknown:
+        infinite).
     """
 
     version: str
     drain: bool
     workers: tuple[Heartbeat, ...]
+    since: float = float("inf")
 
     def enforces(self, worker: Heartbeat) -> bool:
         """Whether ``worker`` enforces the stored state, or reads it before its next request
-        (said by a fresh heartbeat: a frozen process acknowledges nothing)."""
-        return worker.version == self.version or (worker.rereading and worker.fresh)
+        (said by a fresh heartbeat published after the write: a frozen process acknowledges
+        nothing, and a request may have read the earlier state after an older one)."""
+        if worker.version == self.version:
+            return True
+        return worker.rereading and worker.fresh and worker.age < self.since
 
     @property
     def switched(self) -> int:
@@ -102,13 +108,14 @@ class Progress:
         return " and ".join(things)
 
 
-def progress(backend: Backend, *, drain: bool) -> Progress:
+def progress(backend: Backend, *, drain: bool, since: float = float("inf")) -> Progress:
     """Read the stored state's version and the live heartbeats once.
 
+    :param since: the seconds since the state was written (see :class:`Progress`).
     :raises BackendError: when the backend cannot be read.
     """
     lock, plan = backend.read_many([backend, backend.sibling("plan")])
-    return Progress(state_version(lock, plan), drain, tuple(read_heartbeats(backend)))
+    return Progress(state_version(lock, plan), drain, tuple(read_heartbeats(backend)), since)
 
 
 def wait(
@@ -121,18 +128,19 @@ def wait(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Progress:
-    """Wait until every live worker enforces the stored state (and, with ``drain``, has no unsafe
-    work from before running), or ``timeout`` seconds; return the last look (``.done`` says
-    which). The stored state is read again each time: a change meanwhile is waited for too.
+    """Wait, right after a write, until every live worker enforces the stored state (and, with
+    ``drain``, has no unsafe work from before running), or ``timeout`` seconds; return the last
+    look (``.done`` says which). The stored state is read again each time: a change meanwhile is
+    waited for too.
 
     :param settle: with no worker seen, look again for this long before concluding that there
         is none (see :data:`SETTLE`).
     :param report: called with each look and the seconds waited so far.
     :raises BackendError: when the backend cannot be read.
     """
-    start = clock()
+    start = clock()  # after the write: a heartbeat younger than the wait came after it too
     while True:
-        current = progress(backend, drain=drain)
+        current = progress(backend, drain=drain, since=clock() - start)
         elapsed = clock() - start
         report(current, elapsed)
         settled = current.workers or elapsed >= settle

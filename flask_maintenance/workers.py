@@ -69,6 +69,8 @@ EXPIRES_AFTER = 3
 FORGET_AFTER = 3600.0
 #: What a heartbeat says while the state is off.
 OFF = "off"
+#: No process id is larger (a C ``pid_t``): a bigger one is not a process's.
+MAX_PID = 2**31 - 1
 #: How long stopping waits for a heartbeat being written (seconds).
 STOP_TIMEOUT = 2.0
 
@@ -142,8 +144,9 @@ class Heartbeat:
 
     @property
     def fresh(self) -> bool:
-        """Whether it is at most three periods old (``EXPIRES_AFTER``)."""
-        return self.age <= EXPIRES_AFTER * self.interval
+        """Whether it is at most three periods old (``EXPIRES_AFTER``), or from at most as far
+        in the future: a clock stepped back must not keep a record of a process gone alive."""
+        return abs(self.age) <= EXPIRES_AFTER * self.interval
 
     def to_dict(self) -> dict[str, Any]:
         """As JSON values (``status --json``): the record, its age, and whether it is fresh."""
@@ -185,6 +188,8 @@ class Heartbeat:
                 return None
             if state not in (OFF, *MODES) or not all(isinstance(n, int) and n >= 0 for n in (pid, writes)):
                 return None
+            if not 0 < pid <= MAX_PID:  # 0 would ask os.kill about our own process group
+                return None
             if not isinstance(interval, int | float) or isinstance(interval, bool):
                 return None
             if not MIN_PERIOD <= interval <= 3600 or not isinstance(rereading, bool):
@@ -214,7 +219,7 @@ def read_heartbeats(backend: Backend) -> list[Heartbeat]:
         heartbeat = Heartbeat.parse(data, age)
         if heartbeat is not None and (heartbeat.fresh or _exists_here(heartbeat)):
             alive.append(heartbeat)
-        elif age > FORGET_AFTER:
+        elif abs(age) > FORGET_AFTER:
             try:
                 store.remove(name)
             except BackendError:
@@ -412,8 +417,23 @@ def _exists_here(heartbeat: Heartbeat) -> bool:
     except ProcessLookupError:
         return False
     except OSError:
-        return True  # it exists, as another user's process
-    return True
+        pass  # it exists, as another user's process
+    # A killed worker's pid may have been given to a new process since: not the one it was.
+    started = _started_at(heartbeat.pid)
+    return started is None or started <= heartbeat.last_heartbeat.timestamp() + 1.0  # boot time: whole s
+
+
+def _started_at(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), where the system says (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as info:
+            # The command name (field 2) may hold spaces and brackets: count after its last ")".
+            ticks = int(info.read().rsplit(b")", 1)[1].split()[19])  # field 22: start time
+        with open("/proc/stat", "rb") as system:
+            boot = next(int(line.split()[1]) for line in system if line.startswith(b"btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def stop_all() -> None:

@@ -22,11 +22,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import FLASK, TIMEOUT, Project, make_project
 from conftest import AppFactory
 from flask import Flask, request
 from servers import (  # noqa: F401 (fixtures)
@@ -42,9 +43,10 @@ from servers import (  # noqa: F401 (fixtures)
 )
 
 from flask_maintenance import Maintenance
-from flask_maintenance.backends import backend_from_url
+from flask_maintenance.backends import FileBackend, Raw, backend_from_url
+from flask_maintenance.cache import StateCache
 from flask_maintenance.drain import Display, Progress
-from flask_maintenance.workers import FORGET_AFTER, Heartbeat, read_heartbeats
+from flask_maintenance.workers import FORGET_AFTER, Heartbeat, Worker, read_heartbeats
 
 OTHER_HOST = "web-2.example"
 
@@ -173,11 +175,73 @@ class TestHeartbeat:
         assert result.exit_code == 0, result.output
         assert "All 1 worker enforce the new state" in result.stdout
 
+    def test_a_worker_reading_the_state_is_not_rereading(self, tmp_path: Path) -> None:
+        # What a read in progress took from the backend is enforced for a whole interval: the
+        # heartbeat must not say "the next request reads the state" meanwhile (a write made
+        # after that read began would be taken as acknowledged).
+        backend = ReadsSlowly(tmp_path / "maintenance.lock")
+        cache = StateCache(backend, 60, interval=60)
+        worker = Worker(lambda: cache)
+        worker.publish()
+        assert read_heartbeats(backend)[0].rereading  # its interval has run out: it reads first
+        reader = threading.Thread(target=cache.get)
+        reader.start()
+        try:
+            assert backend.reading.wait(TIMEOUT)  # it has read "off", and has not taken it yet
+            worker.publish()
+            assert not read_heartbeats(backend)[0].rereading
+        finally:
+            backend.go.set()
+            reader.join(TIMEOUT)
+            worker.stop()
+
     def test_an_app_in_testing_mode_publishes_nothing(self, make_app: AppFactory) -> None:
         app = make_app(TESTING=True)
         before = _heartbeat_threads()
         assert app.test_client().post("/form").status_code == 200
         assert _heartbeat_threads() == before
+
+
+def interrupt_the_wait(project: Project, *args: str) -> tuple[int, str]:
+    """Run ``flask maintenance ARGS`` while a worker lags, Ctrl-C it once it waits; return its
+    exit status and what it wrote on stderr after the first progress line."""
+    lagging = project.lock_file.parent / f"{project.lock_file.name}.worker.other"
+    lagging.parent.mkdir(parents=True, exist_ok=True)
+    lagging.write_bytes(heartbeat(interval=60.0))  # never switches: the wait goes on
+    waiting = subprocess.Popen(
+        [FLASK, "maintenance", *args],
+        cwd=project.root,
+        env=project.env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert waiting.stderr is not None
+        for _ in range(10):  # what it says before waiting, then the first progress line
+            if waiting.stderr.readline().startswith("waiting: workers switched 0/1"):
+                break
+        waiting.send_signal(signal.SIGINT)
+        _, err = waiting.communicate(timeout=TIMEOUT)
+    finally:
+        waiting.kill()
+        waiting.wait()
+    return waiting.returncode, err
+
+
+class ReadsSlowly(FileBackend):
+    """A lock file whose reader stops after reading, until told to go on."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.reading, self.go = threading.Event(), threading.Event()
+
+    def read_many(self, backends: Any) -> list[Raw]:
+        raws = super().read_many(backends)
+        self.reading.set()
+        self.go.wait(TIMEOUT)
+        return raws
 
 
 def _heartbeat_threads() -> int:
@@ -232,6 +296,40 @@ class TestRecordsFromOthers:
             alive.kill()
             alive.wait()
 
+    def test_a_record_from_the_future_is_not_fresh_forever(self, served: Flask) -> None:
+        # Written while the clock ran ahead (then stepped back by NTP): its age is negative.
+        plant(served, "ahead", heartbeat(pid=1, interval=1.0), age=-2.0)
+        plant(served, "far-ahead", heartbeat(pid=2, interval=1.0), age=-600)
+        gone = plant(served, "from-2099", heartbeat(pid=3, interval=1.0), age=-(FORGET_AFTER + 60))
+        assert [worker.pid for worker in ext(served).workers(app=served)] == [1]
+        assert not gone.exists()
+
+    @pytest.mark.parametrize("pid", [0, 2**40], ids=["process-group", "beyond-pid-t"])
+    def test_a_stale_record_here_with_an_impossible_pid_is_from_no_process(
+        self, served: Flask, pid: int
+    ) -> None:
+        # os.kill(0, 0) asks about our own process group: it always "exists".
+        plant(served, "odd", heartbeat(host=socket.gethostname(), pid=pid), age=10)
+        assert ext(served).workers(app=served) == []
+        result = cli(served, "on", "--wait", "0")
+        assert result.exit_code == 0, result.output
+        assert "No worker has published a heartbeat" in result.stdout
+
+    def test_a_process_started_after_the_heartbeat_is_not_the_one_that_published_it(
+        self, served: Flask
+    ) -> None:
+        # The worker was killed; its pid was given to a new process since: that one is not frozen.
+        here = socket.gethostname()
+        published = datetime.now(timezone.utc) - timedelta(seconds=30)
+        newcomer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            record = Heartbeat(here, newcomer.pid, "web", "off", "000000000000", published, 0, 1.0)
+            plant(served, "reused", record.to_json(), age=30)
+            assert ext(served).workers(app=served) == []
+        finally:
+            newcomer.kill()
+            newcomer.wait()
+
     def test_records_dead_for_an_hour_are_removed(self, served: Flask) -> None:
         old = plant(served, "old", heartbeat(pid=1), age=FORGET_AFTER + 60)
         recent = plant(served, "recent", heartbeat(pid=2), age=60)
@@ -259,6 +357,17 @@ class TestWait:
         )
         assert "waiting: workers switched 0/1, writes in flight 0" in result.stderr  # not a terminal
         assert ext(served).status(app=served, fresh=True).mode == "readonly"
+
+    def test_an_idle_worker_heard_from_before_the_switch_has_not_switched(self, served: Flask) -> None:
+        # Its interval had run out when it published, but a request may have read the state
+        # since (before the switch), and enforces that one for a whole interval.
+        idle = Heartbeat(
+            OTHER_HOST, 4242, "web", "off", current_version(served), datetime.now(timezone.utc), 0, 60.0, True
+        )
+        plant(served, "other", idle.to_json(), age=1.0)
+        result = cli(served, "on", "--mode", "readonly", "--wait", "0")
+        assert result.exit_code == 1, result.output
+        assert f"{OTHER_HOST}:4242 still enforced an earlier state (off)" in result.stderr
 
     def test_writes_from_before_keep_it_waiting(self, served: Flask) -> None:
         assert cli(served, "on", "--mode", "readonly").exit_code == 0
@@ -302,6 +411,25 @@ class TestWait:
         result = cli(served, "run", "--mode", "readonly", "--no-wait", "--", *command)
         assert result.exit_code == 0, result.output
         assert marker.exists()
+
+    def test_ctrl_c_while_waiting_leaves_the_state_as_written_and_exits_130(self, tmp_path: Path) -> None:
+        project = make_project(tmp_path)
+        status, err = interrupt_the_wait(project, "on", "--mode", "readonly", "--wait", "60")
+        assert status == 130
+        assert err.splitlines() == [
+            "Error: interrupted while waiting for the workers; maintenance is ON (mode readonly) all the same"
+        ]
+        assert project.flask("maintenance", "status").stdout.startswith("Maintenance is ON (mode readonly)")
+
+    def test_ctrl_c_while_run_waits_gives_the_state_back_as_a_timeout_does(self, tmp_path: Path) -> None:
+        project = make_project(tmp_path)
+        status, err = interrupt_the_wait(project, "run", "--mode", "readonly", "--", "true")
+        assert status == 130
+        assert err.splitlines()[-2:] == [
+            "Maintenance is off again.",
+            "Error: interrupted while waiting for the workers; true did not start",
+        ]
+        assert project.flask("maintenance", "status").stdout.startswith("Maintenance is OFF")
 
     def test_the_progress_bar_on_a_terminal(self, capsys: pytest.CaptureFixture[str]) -> None:
         workers = (
@@ -367,6 +495,23 @@ class TestRedis:
 
         worker.stop()
         assert me.encode() not in client.hkeys("flask-maintenance:state:workers")
+
+    @pytest.mark.parametrize("planted", ["binary-field", "not-a-hash"])
+    def test_a_damaged_hash_is_one_line_for_the_operator(
+        self, make_app: AppFactory, redis_server: RedisServer, planted: str
+    ) -> None:
+        app = make_app(MAINTENANCE_BACKEND=redis_server.url, MAINTENANCE_CHECK_INTERVAL=60)
+        with closing(redis_server.client()) as client:
+            seconds, _ = client.time()
+            if planted == "binary-field":
+                record = f"{seconds}.0 ".encode() + heartbeat()
+                client.hset("flask-maintenance:state:workers", b"\xff\xfe:1", record)
+            else:
+                client.set("flask-maintenance:state:workers", b"a string")
+        for args in (("status",), ("status", "--json"), ("on", "--wait", "0")):
+            result = cli(app, *args)
+            assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+            assert "Traceback" not in result.output
 
 
 # -- real servers ----------------------------------------------------------------------------

@@ -224,10 +224,11 @@ class RedisHeartbeats(Heartbeats):
             stamp, _, record = value.partition(b" ")
             try:
                 age = now - float(stamp)
-            except ValueError:
+                name = name.decode() if isinstance(name, bytes) else str(name)
+            except ValueError:  # UnicodeDecodeError too
                 continue  # not written by us
             if len(record) <= MAX_HEARTBEAT_BYTES:
-                records.append((name.decode() if isinstance(name, bytes) else str(name), record, age))
+                records.append((name, record, age))
         return records
 
 
