@@ -97,6 +97,9 @@ class StateCache:
         self._digests = (_digest(None), _digest(None))
         self._fresh_until = float("-inf")
         self._known = False
+        #: Why the last read of the backend failed (``None`` after a good one): workers, which
+        #: must not take an unknown state for "off", stop on it (see flask_maintenance.workgate).
+        self.failure: BackendError | None = None
         # Backend failures already warned about, each forgotten after one interval.
         self._warned: TTLCache[str, bool] = TTLCache(maxsize=16, ttl=max(interval, 1.0), timer=self._timer)
 
@@ -170,13 +173,16 @@ class StateCache:
     def _read(self) -> State:
         """Read under the mutex the caller holds; on failure, the last known state."""
         try:
-            return self._read_documents()
+            state = self._read_documents()
         except BackendError as error:
+            self.failure = error
             message = f"maintenance state unavailable, keeping the last known one: {error}"
             if message not in self._warned:
                 self._warned[message] = True
                 logger.warning("%s", message)
             return self._state
+        self.failure = None
+        return state
 
     def _remember(self, state: State) -> None:
         previous, known = self._state, self._known

@@ -82,6 +82,21 @@ def _marked(task: Task) -> bool:
 # -- tasks -------------------------------------------------------------------------------------
 
 
+def _queue_of(celery_app: Celery, delivery_info: dict[str, Any]) -> str:
+    """The name of the queue a task was sent to: its request holds only the exchange and the
+    routing key, which are the queue's name only for a queue declared without its own."""
+    exchange, routing_key = delivery_info.get("exchange") or "", delivery_info.get("routing_key") or ""
+    if exchange:
+        for queue in celery_app.amqp.queues.values():
+            if (
+                queue.routing_key == routing_key
+                and queue.exchange is not None
+                and queue.exchange.name == exchange
+            ):
+                return str(queue.name)
+    return str(routing_key)
+
+
 def _retry_while_blocked(call: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a task class's ``__call__``: while work is blocked, retry instead of running."""
 
@@ -91,7 +106,7 @@ def _retry_while_blocked(call: Callable[..., Any]) -> Callable[..., Any]:
         # A task called as a plain function runs in its caller, which is gated as the caller.
         if gate is None or request.called_directly:
             return call(task, *args, **kwargs)
-        queue = (request.delivery_info or {}).get("routing_key")
+        queue = _queue_of(task.app, request.delivery_info or {})
         # Counted before the state is read, so that `on --wait` never misses a task that an
         # earlier state let run (see flask_maintenance.workers).
         work = gate.worker.begin() if gate.worker is not None else None

@@ -58,8 +58,7 @@ class WorkGate:
         try:
             state = self.guard.blocking_state(features)
         except BackendError as error:
-            # Only a guard that reads a backend directly raises (an app's cached reading keeps
-            # the last known state): work that may write during a migration is the worse mistake.
+            # Work that may write during a migration is the worse mistake than work that waits.
             if not self._warned:
                 logger.warning("the maintenance state cannot be read (%s): background work waits", error)
                 self._warned = True
@@ -69,11 +68,18 @@ class WorkGate:
 
 
 def for_gate(gate: Gate, exempt: Collection[str]) -> WorkGate:
-    """The gate of an app's workers: its cached state, read once per ``MAINTENANCE_CHECK_INTERVAL``."""
+    """The gate of an app's workers: its cached state, read once per ``MAINTENANCE_CHECK_INTERVAL``.
+
+    Unlike a request, a worker stops while the backend cannot be read: the cache then keeps the
+    last known state, which is "off" for a worker that has not read it yet.
+    """
     block_modes = gate.settings.cli_block_modes
 
     def read() -> tuple[State, Collection[str]]:
-        return gate.cache.get(), block_modes
+        state, failure = gate.cache.get(), gate.cache.failure
+        if failure is not None:
+            raise failure
+        return state, block_modes
 
     return WorkGate(Guard(read), exempt, gate.settings.check_interval, gate.worker)
 

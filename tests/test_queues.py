@@ -236,3 +236,63 @@ def test_tasks_bound_before_init_celery_and_other_annotations_are_kept(make_app:
     assert early.rate_limit == "10/s"
     maintenance.disable(app=app)
     assert early.apply().get() == "ran"
+
+
+def test_a_task_does_not_run_while_the_state_cannot_be_read(tasks: Any) -> None:
+    # Nothing listens on port 1: the worker has never read the state, and must not take that
+    # for "off" (a task writing during a migration is the worse mistake).
+    from flask_maintenance.backends import backend_from_url
+
+    dead = backend_from_url("redis://127.0.0.1:1/0")
+    with tasks.maintenance.isolated(dead, check_interval=0, app=tasks.app):
+        result = tasks.job.apply(("unknown",))
+    assert result.state == "FAILURE" and isinstance(result.result, MaintenanceActive), result.result
+    assert tasks.ran == []
+
+
+def test_a_queue_with_its_own_exchange_and_routing_key_is_exempt_by_its_name(
+    make_app: AppFactory,
+) -> None:
+    # A task from the exempt queue "reports" arrives with the exchange and routing key it was
+    # sent with, not the queue's name: it must still run during maintenance.
+    from celery import Celery
+    from kombu import Exchange, Queue
+
+    from flask_maintenance import Maintenance
+
+    maintenance = Maintenance()
+    app = make_app(maintenance, MAINTENANCE_CELERY_EXEMPT="reports")
+    celery_app = Celery("t", broker="memory://", set_as_current=False)
+    celery_app.conf.task_queues = [
+        Queue("celery"),
+        Queue("reports", Exchange("jobs", type="direct"), routing_key="jobs.reports"),
+    ]
+    maintenance.init_celery(celery_app, app=app)
+
+    @celery_app.task(name="t.report", shared=False)
+    def report() -> str:
+        return "written"
+
+    maintenance.enable(app=app)
+    assert report.apply(exchange="jobs", routing_key="jobs.reports").get() == "written"
+    assert isinstance(report.apply(exchange="celery", routing_key="celery").result, MaintenanceActive)
+
+
+def test_the_rq_worker_takes_no_job_while_the_state_cannot_be_read(
+    make_app: AppFactory, redis_server: RedisServer
+) -> None:
+    require_module("rq", 'pip install -e ".[test]"')
+    from redis import Redis
+    from rq import Queue
+
+    from flask_maintenance import Maintenance
+    from flask_maintenance.rq import MaintenanceWorker
+
+    # The jobs are in a real redis-server; the maintenance state is where nothing listens.
+    app = make_app(Maintenance(), MAINTENANCE_BACKEND="redis://127.0.0.1:1/0")
+    with Redis.from_url(redis_server.url) as connection:
+        queue = Queue("default", connection=connection)
+        queue.enqueue("builtins.print", "written during an unknown state")
+        worker = MaintenanceWorker([queue], connection=connection, app=app)
+        assert worker.dequeue_job_and_maintain_ttl(None) is None  # burst: nothing may be taken now
+        assert queue.count == 1
