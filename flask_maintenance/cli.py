@@ -20,6 +20,7 @@ from .backends import FileBackend
 from .bypass import new_token
 from .errors import BackendError, ConfigurationError, MaintenanceError
 from .guard import EX_TEMPFAIL, FORCE_ENV, describe, forced
+from .lazycli import HELP
 from .model import Plan, State, features_of
 from .times import format_instant
 
@@ -120,7 +121,7 @@ DURATION = Checked(rules.duration, "duration")
 FEATURE = Checked(rules.feature_name, "feature")
 BASE_URL = Checked(_base_url, "base URL")
 
-maintenance_group = AppGroup("maintenance", help="Switch maintenance mode on and off, and show it.")
+maintenance_group = AppGroup("maintenance", help=HELP)
 
 
 def _mode_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -14,7 +14,7 @@ from weakref import WeakKeyDictionary
 import click
 from flask import Blueprint, Flask, current_app
 
-from . import config, fastpath, metrics, rules
+from . import config, fastpath, lazycli, metrics, rules
 from .backends import Backend, backend_from_url
 from .bypass import BypassRule, hash_token
 from .endpoints import BLUEPRINT_NAME
@@ -109,10 +109,7 @@ class Maintenance:
             app.wsgi_app = CountUnsafeRequests(app.wsgi_app, gate.worker)  # type: ignore[method-assign]
         metrics.watch(gate)
 
-        from .cli import install_command_gate, maintenance_group
-
-        app.cli.add_command(maintenance_group)
-        install_command_gate(app)
+        lazycli.install(app)
 
     # -- switching -------------------------------------------------------------------------
 
