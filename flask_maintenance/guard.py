@@ -16,7 +16,6 @@ from .backends import Backend, FileBackend, backend_from_url
 from .errors import BackendError, ConfigurationError, MaintenanceActive
 from .model import State, features_of
 from .rules import BLOCKING_MODES
-from .switch import read_state as read_backend_state
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -129,6 +128,9 @@ class Guard:
 
 def backend_guard(backend: Backend, raise_: bool = False) -> Guard:
     """A guard that reads a backend directly, without importing any app."""
+
+    # Imported here: a web worker imports this module (``m.guard``) but needs no switch.
+    from .switch import read_state as read_backend_state
 
     def read_state() -> tuple[State, Collection[str]]:
         return read_backend_state(backend, DEFAULT_RETRY), BLOCKING_MODES

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import times
 from .backends import Backend
@@ -25,7 +25,9 @@ from .history import SCHEDULE, Entry
 from .model import State
 from .responses import public_status
 from .times import format_instant
-from .webhooks import Webhooks
+
+if TYPE_CHECKING:
+    from .webhooks import Webhooks
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -37,7 +39,12 @@ class Announcer:
     """
 
     def __init__(self, webhooks: Sequence[str]) -> None:
-        self.webhooks = Webhooks(webhooks)
+        #: ``None`` without webhooks: a web worker then never imports the HTTP client.
+        self.webhooks: Webhooks | None = None
+        if webhooks:
+            from .webhooks import Webhooks
+
+            self.webhooks = Webhooks(webhooks)
         self._observers: list[threading.Thread] = []
 
     def announce(self, backend: Backend, entry: Entry, state: State) -> None:
@@ -46,7 +53,8 @@ class Announcer:
             backend.append_history(entry.to_line())
         except (MaintenanceError, OSError) as error:
             logger.warning("the maintenance history was not written: %s", error)
-        self.webhooks.post(notification(entry, state))
+        if self.webhooks is not None:
+            self.webhooks.post(notification(entry, state))
 
     def observe(self, backend: Backend, previous: State, current: State) -> None:
         """Called when a cache sees the state change: tell of a window that started or ended
@@ -69,7 +77,8 @@ class Announcer:
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 return False
-        return self.webhooks.wait(max(0.0, deadline - time.monotonic()))
+        remaining = max(0.0, deadline - time.monotonic())
+        return self.webhooks is None or self.webhooks.wait(remaining)
 
     def _announce_once(self, backend: Backend, claim: str, entry: Entry, state: State) -> None:
         try:

@@ -230,7 +230,7 @@ class TestHostileInput:
             assert "Traceback" not in result.stderr
 
 
-#: What only the command line needs: a web worker imports none of it.
+#: What only the command line (or an unconfigured integration) needs: a web worker imports none of it.
 CLI_ONLY = (
     "subprocess",
     "argparse",
@@ -241,6 +241,8 @@ CLI_ONLY = (
     "flask_maintenance.drain",
     "flask_maintenance.haproxy",
     "flask_maintenance.proxy",
+    "flask_maintenance.switch",
+    "flask_maintenance.webhooks",  # without MAINTENANCE_WEBHOOKS
 )
 
 
