@@ -80,8 +80,13 @@ class FastPath(CountUnsafeRequests):
         # request comes this way): a prebuilt body and headers with Content-Length, a C-level
         # count, and the debug line only when the log wants it.
         _, state, as_json, feature = verdict  # unpacked: cheaper than three fields' descriptors
-        root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
-        answer = gate.answer(state, as_json, feature, root)
+        prepared = gate.current
+        answer = None
+        if feature is None and prepared.state is state and not environ.get("SCRIPT_NAME"):
+            answer = prepared.plain.get(as_json)  # nearly every refusal: no call at all
+        if answer is None:
+            root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
+            answer = gate.answer(state, as_json, feature, root)
         next(answer.counter)
         method = environ.get("REQUEST_METHOD") or "GET"
         if gate.debug_refusals:  # the same quiet record the app's refusals write

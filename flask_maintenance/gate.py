@@ -25,7 +25,7 @@ from .cache import StateCache
 from .config import Settings
 from .model import OFF, Feature, State
 from .notify import Announcer
-from .responses import Answer, accepts_json, banner_header, blocked
+from .responses import ACCEPT_PREFIX, Answer, accepts_json, banner_header, blocked
 from .signals import request_blocked
 from .workers import Worker
 from .writes import Writer
@@ -209,7 +209,8 @@ class Gate:
         # (state, answers): swapped whole, so threads never see a half-updated pair.
         self._answers: tuple[State | None, dict[tuple[bool, int, str | None, str, bool], Answer]] = (None, {})
         self._answers_lock = threading.Lock()
-        self._prepared = _prepare(OFF)
+        #: The hot path's values for the state seen last (see :meth:`prepared`).
+        self.current = _prepare(OFF)
         #: Whether the debug log wants a line per refusal: looked up when the cached state
         #: changes (at most once per interval), not per request.
         self.debug_refusals = False
@@ -226,7 +227,7 @@ class Gate:
         """
         if state.idle:
             return IDLE
-        prepared = self._prepared
+        prepared = self.current
         if prepared.state is not state:
             prepared = self.prepared(state)
         if not state.blocking and not state.features:
@@ -254,10 +255,11 @@ class Gate:
         if state.token_hash is not None and self.header_bypassed(state, environ):
             return prepared.passing
         api_paths = self.api_paths
+        accept = environ.get("HTTP_ACCEPT")
         as_json = (
             path in api_paths.exact
             or path.startswith(api_paths.under)
-            or accepts_json(environ.get("HTTP_ACCEPT"))
+            or (accept is not None and accepts_json(accept[:ACCEPT_PREFIX]))
         )
         feature = None
         if not refused_by_mode:
@@ -278,12 +280,12 @@ class Gate:
 
     def prepared(self, state: State) -> Prepared:
         """The hot path's values for ``state`` (made when the cached state changes)."""
-        prepared = self._prepared
+        prepared = self.current
         if prepared.state is not state:
             # Once per state read, not per request: Flask adds no view once it has served.
             if len(self._views) != self._views_seen:
                 self._find_open_endpoints()
-            prepared = self._prepared = _prepare(state)
+            prepared = self.current = _prepare(state)
             self.debug_refusals = logger.isEnabledFor(logging.DEBUG)
         return prepared
 
@@ -339,7 +341,7 @@ class Gate:
         :param script_root: where the app is mounted (``SCRIPT_NAME``), for the URLs it holds.
         """
         plain = feature is None and not script_root and state.ends_at is None
-        prepared = self._prepared
+        prepared = self.current
         if plain and prepared.state is state:  # nearly every refusal: one dict look-up
             answer = prepared.plain.get(as_json)
             if answer is not None:

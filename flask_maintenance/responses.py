@@ -44,7 +44,7 @@ MARKER_HEADER = "X-Maintenance"
 #: at most: a hostile header of any length costs no more than a browser's.
 ACCEPT_PREFIX = 512
 ACCEPT_ENTRIES = 32
-#: How many distinct Accept headers :func:`accepts_json` remembers.
+#: How many distinct Accept headers :data:`accepts_json` remembers.
 ACCEPT_CACHE_SIZE = 256
 #: Longest ``X-Maintenance-Banner``: proxies refuse (nginx: 502) answers with huge headers.
 MAX_BANNER_BYTES = 1024
@@ -71,20 +71,6 @@ class Answer:
     def __post_init__(self) -> None:
         headers = (*self.headers, ("Content-Length", str(len(self.body))))
         object.__setattr__(self, "wsgi_headers", headers)
-
-
-def accepts_json(accept: str | None) -> bool:
-    """:func:`prefers_json`, remembered for the last :data:`ACCEPT_CACHE_SIZE` distinct headers:
-    how the hot path reads ``Accept``.
-
-    Clients send a handful of distinct headers, so nearly every request costs one C-level
-    look-up. Only the part :func:`prefers_json` reads is the key, so a hostile header is cut to
-    :data:`ACCEPT_PREFIX` characters before it is hashed, and a client that varies its header
-    costs one bounded parse per request, as before.
-    """
-    if not accept:
-        return False
-    return _cached_prefers_json(accept if len(accept) <= ACCEPT_PREFIX else accept[:ACCEPT_PREFIX])
 
 
 def prefers_json(accept: str | None) -> bool:
@@ -114,8 +100,13 @@ def prefers_json(accept: str | None) -> bool:
     return (json_quality or 0.0) > (html_quality or 0.0)
 
 
-#: lru_cache is thread-safe, bounded, and a hit is one C call.
-_cached_prefers_json = functools.lru_cache(maxsize=ACCEPT_CACHE_SIZE)(prefers_json)
+#: :func:`prefers_json`, remembered for the last :data:`ACCEPT_CACHE_SIZE` distinct headers: how
+#: the hot path reads ``Accept``, as ``accepts_json(accept[:ACCEPT_PREFIX])``. The caller cuts the
+#: header to the part :func:`prefers_json` reads before it is hashed (a C-level slice, no copy
+#: for a usual header), so a hostile header costs a bounded hash, and a client that varies its
+#: header one bounded parse per request. Clients send a handful of distinct headers, so nearly
+#: every request costs one C call: lru_cache is thread-safe, bounded, and a hit runs no Python.
+accepts_json = functools.lru_cache(maxsize=ACCEPT_CACHE_SIZE)(prefers_json)
 
 
 def _range_quality(accept: str, media: str) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from flask_maintenance import Maintenance
-from flask_maintenance.responses import ACCEPT_CACHE_SIZE, ACCEPT_PREFIX, _cached_prefers_json, prefers_json
+from flask_maintenance.responses import ACCEPT_CACHE_SIZE, ACCEPT_PREFIX, accepts_json, prefers_json
 
 HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 JSON = "application/json"
@@ -29,7 +29,7 @@ def test_a_client_that_varies_its_header_always_gets_its_own_kind(
         else:
             accept, expected = f"text/html;n={number}, {JSON};q=0.5", "text/html"
         assert kind(app, accept) == expected, accept
-    assert _cached_prefers_json.cache_info().currsize <= ACCEPT_CACHE_SIZE
+    assert accepts_json.cache_info().currsize <= ACCEPT_CACHE_SIZE
 
 
 def test_only_the_first_characters_of_a_huge_header_are_read(app: Flask, maintenance: Maintenance) -> None:
