@@ -23,7 +23,6 @@ from .backends import Backend
 from .errors import MaintenanceError
 from .history import SCHEDULE, Entry
 from .model import State
-from .responses import public_status
 from .times import format_instant
 
 if TYPE_CHECKING:
@@ -93,6 +92,10 @@ class Announcer:
 def notification(entry: Entry, state: State) -> dict[str, Any]:
     """What a webhook receives: the ``event``, the public ``status`` document, and a ``text``
     for chat services' incoming webhooks (Slack, Mattermost)."""
+    # Imported here: the Flask-free switch writes through the announcer, and needs the page
+    # module only when a webhook is configured.
+    from .responses import public_status
+
     return {
         "event": entry.event,
         "text": f"{entry.describe()} (by {entry.who}, from {entry.origin})",
