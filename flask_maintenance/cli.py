@@ -111,6 +111,7 @@ MESSAGE = Checked(lambda value, label: rules.message(value, label) or "", "messa
 FUTURE_INSTANT = Checked(rules.future_instant, "time")
 DURATION = Checked(rules.duration, "duration")
 FEATURE = Checked(rules.feature_name, "feature")
+TRANSLATION = Checked(rules.translation, "translation")
 BASE_URL = Checked(_base_url, "base URL")
 
 maintenance_group = AppGroup("maintenance", help="Switch maintenance mode on and off, and show it.")
@@ -155,6 +156,15 @@ def _end(
 )
 @click.option("--message", type=MESSAGE, help="Shown on the page, in the JSON body and in the banner.")
 @click.option(
+    "--translation",
+    "translations",
+    type=TRANSLATION,
+    multiple=True,
+    metavar="LANG=TEXT",
+    help="The message in another language, e.g. de='Wartung bis 3 Uhr' (repeatable; replaces the "
+    "earlier ones; a new --message without any drops them).",
+)
+@click.option(
     "--until", type=FUTURE_INSTANT, metavar="ISO8601", help="Expected end, e.g. 2026-11-21T23:00:00Z."
 )
 @click.option("--for", "duration", type=DURATION, metavar="DURATION", help="Expected length, e.g. 30m or 2h.")
@@ -173,6 +183,7 @@ def maintenance_on(
     mode: str | None,
     retry: int | None,
     message: str | None,
+    translations: tuple[tuple[str, str], ...],
     until: datetime | None,
     duration: timedelta | None,
     secret: bool,
@@ -185,7 +196,7 @@ def maintenance_on(
     --secret prints a new bypass link and revokes earlier links and cookies.
     """
     ends_at = _end(until, duration)
-    if feature is not None and (mode is not None or retry is not None or ends_at or secret):
+    if feature is not None and (mode is not None or retry is not None or ends_at or secret or translations):
         raise BadInput("--feature takes only --message (the other options apply to the whole site)")
     extension = _extension()
     token = new_token() if secret else None
@@ -194,7 +205,13 @@ def maintenance_on(
             _check_known_feature(feature, force)
         before, plan = _stored()
         state = extension.enable(
-            mode=mode, retry=retry, message=message, ends_at=ends_at, secret=token, feature=feature
+            mode=mode,
+            retry=retry,
+            message=message,
+            ends_at=ends_at,
+            secret=token,
+            feature=feature,
+            translations=translations or None,
         )
     except MaintenanceError as error:
         raise _operator_error(error) from None
@@ -236,6 +253,12 @@ def _changes(before: State, after: State) -> list[str]:
             ),
             ("message", before.message, after.message, lambda v: repr(v) if v else "(default)"),
             ("expected end", before.ends_at, after.ends_at, lambda v: format_instant(v) if v else "(none)"),
+            (
+                "translations",
+                before.messages,
+                after.messages,
+                lambda v: ", ".join(f"{tag}={text!r}" for tag, text in sorted(v.items())) or "(none)",
+            ),
         )
         if old != new
     ]
@@ -360,6 +383,8 @@ def _describe(state: State) -> None:
             when = f"in {state.ends_at - now}"
         click.echo(f"  expected end: {format_instant(state.ends_at)} ({when})")
     click.echo(f"  message:      {state.message or '(default)'}")
+    for tag, text in sorted(state.messages.items()):
+        click.echo(f"  message [{tag}]: {text}")
     _describe_plan(state)
     click.echo(f"  backend:      {backend}")
 
@@ -663,7 +688,14 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
             page=page,
             retry_after=settings.retry_after,
             allowed_networks=settings.allowed_networks,
-            open_paths=[_root() + path for path in (*settings.allowed_paths, settings.status_path)],
+            open_paths=[
+                _root() + path
+                for path in (
+                    *settings.allowed_paths,
+                    settings.status_path,
+                    *(["/robots.txt"] if settings.serve_robots_txt else []),
+                )
+            ],
             render_command=f"flask maintenance render-page {page}",
         )
     except ConfigurationError as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import weakref
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -112,6 +112,7 @@ class Maintenance:
         *,
         secret: str | None = None,
         feature: str | None = None,
+        translations: Mapping[str, str] | None = None,
         app: Flask | None = None,
     ) -> State:
         """Switch maintenance on, or change what is named while it is on.
@@ -128,6 +129,10 @@ class Maintenance:
             ``Retry-After`` counts down to ``ends_at``, else is the configured default.
         :param message: shown on the page, in the problem JSON and in the banner.
         :param ends_at: the expected end, timezone-aware and in the future.
+        :param translations: the message in other languages, by language tag
+            (``{"de": "Wartung bis 3 Uhr"}``): visitors get the one their ``Accept-Language``
+            matches best, else ``message``. Given, they replace the earlier ones; a new
+            ``message`` without them drops the earlier ones (they translated the old message).
         :param secret: a bypass token; only its hash is stored.
         :param feature: switch off just this feature (a blueprint's name, or a name given to
             :meth:`feature`); only ``message`` applies then.
@@ -138,7 +143,7 @@ class Maintenance:
         """
         gate = self._gate(app)
         if feature is not None:
-            if (mode, retry, ends_at, secret) != (None, None, None, None):
+            if (mode, retry, ends_at, secret, translations) != (None, None, None, None, None):
                 raise ConfigurationError("a feature switch takes only a message")
             gate.writer.switch_feature_off(feature, message)
             logger.info("feature %s switched off", feature)
@@ -147,7 +152,9 @@ class Maintenance:
             raise ConfigurationError(
                 "bypass links need the app's SECRET_KEY (it signs the bypass cookie): set it first"
             )
-        gate.writer.enable(mode, retry, message, ends_at, hash_token(secret) if secret else None)
+        gate.writer.enable(
+            mode, retry, message, ends_at, hash_token(secret) if secret else None, translations
+        )
         return self._fresh(gate)  # the cache logs the change, once
 
     def disable(self, *, feature: str | None = None, app: Flask | None = None) -> bool:

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 from flask import Response
 from flask.ctx import RequestContext
 
-from .gate import Action, Gate, Verdict, script_root
+from .gate import SAFE_METHODS, Action, Gate, Verdict, script_root
 from .hook import finish
+from .languages import choose
 from .responses import STATUS_LINE, banner_header
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ _ASK_FEATURES = Action.ASK_FEATURES
 #: Attributes in which WSGI middleware commonly keep the app they wrap.
 _INNER_APP_ATTRIBUTES = ("app", "wsgi_app", "application", "wsgi", "wrapped", "_app")
 _MAX_DEPTH = 32
+#: The banner's language follows Accept-Language (another Vary header is combined with it).
+_VARY_LANGUAGE = (("Vary", "Accept-Language"),)
 
 
 class FastPath:
@@ -84,9 +87,16 @@ class FastPath:
         """The built-in refusal, sent without Flask."""
         state = verdict.state
         root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
-        answer = self.gate.answer(state, verdict.as_json, verdict.feature, root)
-        next(answer.counter)
         method = environ.get("REQUEST_METHOD", "GET").upper()
+        answer = self.gate.answer(
+            state,
+            verdict.as_json,
+            verdict.feature,
+            root,
+            environ.get("HTTP_ACCEPT_LANGUAGE"),
+            method not in SAFE_METHODS,
+        )
+        next(answer.counter)
         if _debug():  # the same quiet record the app's refusals write, when asked for
             logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
         start_response(STATUS_LINE, list(answer.wsgi_headers))
@@ -96,13 +106,14 @@ class FastPath:
         self, verdict: Verdict, environ: WSGIEnvironment, start_response: StartResponse
     ) -> Iterable[bytes]:
         """Hand the request to Flask, adding ``X-Maintenance-Banner`` while there is a banner."""
-        if verdict.state.banner is None:
+        state = verdict.state
+        if state.banner is None:
             return self.wsgi_app(environ, start_response)
-        header = banner_header(verdict.state)
+        header = banner_header(state, *choose(environ.get("HTTP_ACCEPT_LANGUAGE"), state.languages))
 
         def start_with_banner(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
             if not any(name.lower() == "x-maintenance-banner" for name, _ in headers):
-                headers = [*headers, ("X-Maintenance-Banner", header)]
+                headers = [*headers, ("X-Maintenance-Banner", header), *_VARY_LANGUAGE]
             return start_response(status, headers, *exc_info)
 
         return self.wsgi_app(environ, start_with_banner)

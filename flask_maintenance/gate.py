@@ -22,6 +22,7 @@ from .backends import Backend
 from .bypass import BypassCookie, BypassRule, IPAllowlist
 from .cache import StateCache
 from .config import Settings
+from .languages import Choice, choose
 from .model import OFF, Feature, State
 from .responses import Answer, banner_header, blocked, prefers_json
 from .signals import request_blocked
@@ -156,7 +157,12 @@ class Gate:
         self.refusals: dict[tuple[str, str], itertools.count[int]] = {}
         self._refusals_lock = threading.Lock()
         # (state, answers): swapped whole, so threads never see a half-updated pair.
-        self._answers: tuple[State | None, dict[tuple[bool, int, str | None, str, bool], Answer]] = (None, {})
+        self._answers: tuple[
+            State | None, dict[tuple[bool, int, str | None, str, bool, Choice, bool], Answer]
+        ] = (
+            None,
+            {},
+        )
         self._answers_lock = threading.Lock()
 
     # -- the decision ----------------------------------------------------------------------
@@ -225,10 +231,14 @@ class Gate:
         )
 
     def _open_paths(self, endpoint_paths: Iterable[str] = ()) -> PathSet:
-        """What is always served: allowed paths, other extensions' open endpoints, and the
-        status path with its bypass links (not whatever else the app puts under it)."""
+        """What is always served: allowed paths, other extensions' open endpoints, the status
+        path with its bypass links (not whatever else the app puts under it), and
+        ``/robots.txt`` (a 5xx one stops search engines crawling the whole site)."""
         status = self.settings.status_path
-        return PathSet((*self.settings.allowed_paths, f"{status}/bypass", *endpoint_paths), exact=(status,))
+        robots = ("/robots.txt",) if self.settings.serve_robots_txt else ()
+        return PathSet(
+            (*self.settings.allowed_paths, f"{status}/bypass", *endpoint_paths), exact=(status, *robots)
+        )
 
     def rules_may_pass(self, environ: WSGIEnvironment) -> bool:
         """Whether one of the app's bypass rules could let this request through."""
@@ -249,16 +259,34 @@ class Gate:
     # -- the answers -----------------------------------------------------------------------
 
     def answer(
-        self, state: State, as_json: bool, feature: Feature | None = None, script_root: str = ""
+        self,
+        state: State,
+        as_json: bool,
+        feature: Feature | None = None,
+        script_root: str = "",
+        accept_language: str | None = None,
+        write: bool = False,
     ) -> Answer:
         """The built-in 503 for this state (or for one switched-off feature), built on first use.
 
         :param script_root: where the app is mounted (``SCRIPT_NAME``), for the URLs it holds.
+        :param accept_language: the request's ``Accept-Language``: one answer per language.
+        :param write: the request's method is not a safe one (its page says nothing was saved).
         """
         retry_after = state.retry_after() if feature is None else self.settings.retry_after
         # An overdue window says so: not the same page as a countdown at the same value.
         overdue = state.ends_at is not None and feature is None and state.overdue()
-        key = (as_json, retry_after, None if feature is None else feature.name, script_root, overdue)
+        language = choose(accept_language, state.languages)
+        write = write and not as_json  # only the page differs
+        key = (
+            as_json,
+            retry_after,
+            None if feature is None else feature.name,
+            script_root,
+            overdue,
+            language,
+            write,
+        )
         answers_state, answers = self._answers
         if answers_state is not state:
             with self._answers_lock:
@@ -273,14 +301,19 @@ class Gate:
                 as_json=as_json,
                 retry_after=retry_after,
                 status_url=script_root + self.settings.status_path,
-                banner=None if state.banner is None else banner_header(state),
+                banner=None if state.banner is None else banner_header(state, *language),
                 feature=feature,
                 extra_headers=self.settings.response_headers,
+                language=language.page,
+                translation=language.message,
+                write=write,
+                site_name=self.settings.site_name,
+                status_page_url=self.settings.status_page_url,
             )
             kind = "json" if as_json else "page"
             mode = "feature" if feature is not None else state.mode or "full"
             answer = replace(answer, counter=self._counter(mode, kind))
-            if len(answers) > 64:  # a countdown to ends_at makes a new key every second
+            if len(answers) > 256:  # a countdown to ends_at makes a new key every second, per language
                 self._answers = (state, {})
             answers[key] = answer
         return answer

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, after_this_request, request
 from werkzeug.datastructures import Headers
 
-from .gate import Action, Gate, Verdict, script_root
+from .gate import SAFE_METHODS, Action, Gate, Verdict, script_root
+from .languages import choose
 from .model import Feature, State, features_of
 from .responses import PAGE_CSP, banner_header
 from .signals import request_blocked
@@ -85,19 +86,21 @@ def request_hook(app: Flask, gate: Gate) -> Callable[[], Response | None]:
         verdict = gate.decide(state, request.environ)
         response = None if verdict.action is _PASS else finish(app, gate, verdict, request.environ)
         if response is None and state.banner is not None:
-            _add_banner(state)
+            _add_banner(state, request.environ.get("HTTP_ACCEPT_LANGUAGE"))
         return response
 
     return check_maintenance
 
 
-def _add_banner(state: State) -> None:
+def _add_banner(state: State, accept_language: str | None) -> None:
     # Per request, only while there is a banner: an after_request hook would cost every
     # request when off.
-    header = banner_header(state)
+    header = banner_header(state, *choose(accept_language, state.languages))
 
     def add_banner(response: Response) -> Response:
-        response.headers.setdefault("X-Maintenance-Banner", header)
+        if "X-Maintenance-Banner" not in response.headers:
+            response.headers["X-Maintenance-Banner"] = header
+            response.vary.add("Accept-Language")
         return response
 
     after_this_request(add_banner)
@@ -155,7 +158,14 @@ def refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Featur
         request_blocked.send(app, state=state, reason=reason)
     except Exception:  # a broken receiver must not turn the 503 into a 500
         gate.warn_once("a request_blocked receiver failed; the refusal is sent all the same")
-    answer = gate.answer(state, as_json, feature, script_root(request.environ))
+    answer = gate.answer(
+        state,
+        as_json,
+        feature,
+        script_root(request.environ),
+        request.environ.get("HTTP_ACCEPT_LANGUAGE"),
+        request.method not in SAFE_METHODS,
+    )
     next(answer.counter)
     response = Response(answer.body, status=answer.status, headers=list(answer.headers))
     template = gate.settings.template
