@@ -22,7 +22,7 @@ from .backends import FileBackend
 from .bypass import new_token
 from .errors import BackendError, ConfigurationError, MaintenanceError
 from .guard import EX_TEMPFAIL, FORCE_ENV, describe, forced
-from .model import Plan, State, features_of
+from .model import LONG_OUTAGE, Plan, State, features_of
 from .times import format_instant
 
 #: Commands that run whatever the state: this group, and Flask's own.
@@ -354,7 +354,11 @@ def maintenance_status(as_json: bool) -> None:
     except MaintenanceError as error:
         raise MaintenanceCommandError(f"cannot tell: {error}") from None
     if as_json:
-        sent = {"retry_after": state.retry_after() if state.blocking else None, "overdue": state.overdue()}
+        sent = {
+            "retry_after": state.retry_after() if state.blocking else None,
+            "overdue": state.overdue(),
+            "long_outage": state.long_outage(),
+        }
         click.echo(
             json.dumps({**state.to_dict(), **sent, "backend": extension.backend().describe()}, indent=2)
         )
@@ -385,6 +389,11 @@ def _describe(state: State) -> None:
     click.echo(f"  message:      {state.message or '(default)'}")
     for tag, text in sorted(state.messages.items()):
         click.echo(f"  message [{tag}]: {text}")
+    if state.long_outage():
+        click.echo(
+            f"  warning:      full maintenance for more than {LONG_OUTAGE.total_seconds() // 3600:.0f} hours: "
+            "search engines may start dropping the site's pages (readonly or banner mode keeps it crawlable)"
+        )
     _describe_plan(state)
     click.echo(f"  backend:      {backend}")
 

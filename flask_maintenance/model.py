@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -28,6 +28,8 @@ from .times import format_instant, parse_instant, seconds_until
 FEATURES_ATTRIBUTE = "__maintenance_features__"
 NO_FEATURES: Mapping[str, Feature] = MappingProxyType({})
 NO_MESSAGES: Mapping[str, str] = MappingProxyType({})
+#: How long full maintenance may last before ``status`` and the log warn about search engines.
+LONG_OUTAGE = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,15 @@ class State:
         planned window before it starts, else ``None`` (other languages:
         :func:`flask_maintenance.texts.banner`)."""
         return texts.banner(self)
+
+    def long_outage(self, now: datetime | None = None) -> bool:
+        """Whether full maintenance has lasted more than :data:`LONG_OUTAGE`: search engines
+        then start to drop the site's pages (a 503 is meant to be short)."""
+        return (
+            self.mode == "full"
+            and self.started_at is not None
+            and (now or times.utcnow()) - self.started_at > LONG_OUTAGE
+        )
 
     def overdue(self, now: datetime | None = None) -> bool:
         """Whether the expected end has passed while maintenance is still on."""

@@ -233,6 +233,7 @@ def public_status(state: State, now: datetime) -> dict[str, Any]:
         "active": state.active,
         "mode": state.mode,
         "message": state.message if state.active else None,
+        "messages": dict(sorted(state.messages.items())) if state.active else {},
         "retry_after": state.retry_after(now) if state.blocking else None,
         "overdue": state.overdue(now),
         "started_at": _instant(state.started_at),
