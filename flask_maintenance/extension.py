@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import weakref
@@ -12,9 +13,9 @@ from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 import click
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, current_app, has_request_context, request
 
-from . import config, fastpath, metrics, rules
+from . import config, fastpath, metrics, rules, texts
 from .backends import Backend, backend_from_url
 from .bypass import BypassRule, hash_token
 from .endpoints import BLUEPRINT_NAME
@@ -23,6 +24,7 @@ from .errors import ConfigurationError, MaintenanceError
 from .gate import Features, Gate
 from .guard import Guard
 from .hook import request_hook
+from .languages import choose
 from .model import FEATURES_ATTRIBUTE, Schedule, State, features_of
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
 
@@ -88,7 +90,7 @@ class Maintenance:
         self._gates[app] = gate
         app.extensions[EXTENSION_KEY] = self
 
-        app.context_processor(lambda: {"maintenance": gate.cache.get()})
+        app.context_processor(functools.partial(_template_context, gate))
         app.register_blueprint(status_blueprint, url_prefix=settings.status_path)
         if not (settings.fast_path and fastpath.install(app, gate)):
             # First of all before_request hooks, so that nothing the app does (database,
@@ -461,6 +463,18 @@ class Maintenance:
             raise MaintenanceError(
                 "this app is not set up for maintenance: call Maintenance(app) or init_app(app)"
             ) from None
+
+
+def _template_context(gate: Gate) -> dict[str, Any]:
+    """``maintenance`` (the state) and ``maintenance_banner`` (what a banner says, in the
+    request's language; ``None`` when there is nothing to say) for the app's templates."""
+    state = gate.cache.get()
+    if state.banner is None:
+        return {"maintenance": state, "maintenance_banner": None}
+    accept_language = request.headers.get("Accept-Language") if has_request_context() else None
+    language, translation = choose(accept_language, state.languages)
+    message = None if translation is None else state.messages[translation]
+    return {"maintenance": state, "maintenance_banner": texts.banner(state, language, message)}
 
 
 def _signal_changes(app: Flask) -> Callable[[State, State], None]:
