@@ -405,6 +405,7 @@ main { width: 100%; max-width: 34rem; border-radius: 12px; padding: calc(2rem + 
   background: var(--card) linear-gradient(var(--accent) 0 6px, transparent 6px); box-shadow: 0 8px 24px rgba(0,0,0,.08); }
 h1 { margin: 0 0 .75rem; font-size: 1.6rem; line-height: 1.25; }
 p { margin: 0 0 1rem; overflow-wrap: anywhere; }
+:lang(ko) h1, :lang(ko) p { word-break: keep-all; }
 .expected { color: var(--muted); }
 time, #local-time { white-space: nowrap; }
 .live { margin: 0; font-size: .9rem; color: var(--muted); }
