@@ -111,13 +111,13 @@ class State:
     @property
     def banner(self) -> str | None:
         """What a banner says now, in English: the message while on, the announcement of a
-        planned window before it starts, else ``None`` (other languages:
-        :func:`flask_maintenance.texts.banner`)."""
+        planned window before it starts, else ``None`` (templates get it in the visitor's
+        language as ``maintenance_banner``)."""
         return texts.banner(self)
 
     def long_outage(self, now: datetime | None = None) -> bool:
-        """Whether full maintenance has lasted more than :data:`LONG_OUTAGE`: search engines
-        then start to drop the site's pages (a 503 is meant to be short)."""
+        """Whether full maintenance has lasted more than 24 hours: search engines then start to
+        drop the site's pages (a 503 is meant to be short)."""
         return (
             self.mode == "full"
             and self.started_at is not None
