@@ -309,7 +309,7 @@ class _Page:
             "data-status-url": self.status_url,
             "data-feature": self.feature,
             "data-write": "" if self.write else None,
-            "data-auto-reload": words.auto_reload,
+            "data-auto-reload": words.write_wait if self.write else words.auto_reload,
             "data-back-again": words.back_again,
             "data-your-time": words.your_time,
             "data-overdue": words.overdue,
@@ -424,7 +424,7 @@ _SCRIPT = """
   // A refused write must never reload itself: that would turn the POST into a GET.
   var write = main.hasAttribute("data-write");
   var live = document.getElementById("live");
-  if (!write) { live.textContent = text("auto-reload"); }
+  live.textContent = text("auto-reload");
   var back = document.getElementById("back");
   if (back) {
     back.hidden = false;

@@ -42,6 +42,8 @@ class Texts:
     your_time: str
     reload_hint: str
     auto_reload: str
+    #: What a refused write's page says while it waits (it never reloads itself).
+    write_wait: str
     follow_updates: str
     not_saved_title: str
     not_saved_detail: str

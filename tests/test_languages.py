@@ -544,6 +544,7 @@ def test_a_refused_write_says_nothing_was_saved_and_offers_to_go_back(
         assert details(write) == ["Moving house"]
         assert re.search(r"<main [^>]* data-write[ >]", body)
         assert html.escape(words.reload_hint) not in body  # reloading would send the form again
+        assert f'data-auto-reload="{html.escape(words.write_wait)}"' in body
         assert write.headers["Cache-Control"] == "no-store"
 
     read = client.get("/form") if mode == "full" else client.get("/")
