@@ -75,6 +75,9 @@ IDLE = Verdict(Action.PASS, OFF)
 # a NamedTuple's own __new__ (``_make`` is tuple.__new__).
 _PASS, _REFUSE = Action.PASS, Action.REFUSE
 _verdict = Verdict._make
+#: What a prebuilt answer depends on besides the state: JSON or not, Retry-After, the feature,
+#: the script root, overdue or not, the language, and whether it refuses a write.
+_AnswerKey = tuple[bool, int, str | None, str, bool, Choice, bool]
 
 
 class PathSet:
@@ -157,12 +160,7 @@ class Gate:
         self.refusals: dict[tuple[str, str], itertools.count[int]] = {}
         self._refusals_lock = threading.Lock()
         # (state, answers): swapped whole, so threads never see a half-updated pair.
-        self._answers: tuple[
-            State | None, dict[tuple[bool, int, str | None, str, bool, Choice, bool], Answer]
-        ] = (
-            None,
-            {},
-        )
+        self._answers: tuple[State | None, dict[_AnswerKey, Answer]] = (None, {})
         self._answers_lock = threading.Lock()
 
     # -- the decision ----------------------------------------------------------------------
