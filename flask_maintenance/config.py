@@ -294,7 +294,8 @@ KEYS: tuple[Key, ...] = (
         _optional_text,
         "a template name, or ``None``",
         "A Jinja template that replaces the built-in page. It gets ``maintenance`` (the state), "
-        "``feature``, ``retry_after`` and ``readonly``, and none of the app's context processors "
+        "``feature``, ``retry_after``, ``readonly`` and ``language`` (the visitor's, among the "
+        "built-in page's), and none of the app's context processors "
         "(they may need the database); if it fails, the built-in page is sent.",
     ),
     Key(

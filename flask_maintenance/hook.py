@@ -178,6 +178,7 @@ def refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Featur
                 feature=feature,
                 retry_after=answer.retry_after,  # exactly what the header says
                 readonly=state.mode == "readonly",
+                language=choose(request.headers.get("Accept-Language"), state.languages).page,
             )
         except Exception:  # a broken custom page falls back to the built-in one
             gate.warn_once(f"maintenance template {template!r} failed; using the built-in page")

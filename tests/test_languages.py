@@ -605,3 +605,15 @@ def test_full_maintenance_over_24_hours_is_flagged_by_status_and_logged_once(
         app_lock.write_text(json.dumps({**window, "window": "w2"}))  # a new window: told again
         app.test_client().get("/")
         assert caplog.text.count("more than 24 hours") == 2
+
+
+def test_a_custom_template_is_told_the_visitors_language(make_app: AppFactory) -> None:
+    from jinja2 import DictLoader
+
+    app = make_app(MAINTENANCE_TEMPLATE="maintenance.html")
+    app.jinja_loader = DictLoader({"maintenance.html": "<p>{{ language }}</p>"})  # type: ignore[method-assign]
+    app.extensions["maintenance"].enable(app=app)
+    page = app.test_client().get("/", headers={"Accept-Language": "ja-JP, en;q=0.1"})
+    assert page.status_code == 503
+    assert page.get_data(as_text=True) == "<p>ja</p>"
+    assert page.headers["Content-Language"] == "ja"
