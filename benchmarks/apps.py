@@ -16,6 +16,9 @@
 ``ceiling`` (not Flask; served as ``apps:ceiling``)
     a bare WSGI callable answering a prebuilt 503 of the built-in page's size: the cheapest
     answer a server can give, the upper bound for the fast path over HTTP.
+``slow``
+    ``ext`` whose ``/`` takes 200 ms (``SLOW_SECONDS``): a page a few clients too many can
+    overload, for the time-to-relief scenario (``relief.py``).
 ``probe``
     ``ext`` wrapped in a middleware that adds ``X-Worker-Pid`` to every answer (the fast path's
     503s too) and waits a few milliseconds first, so that concurrent pollers reach every worker
@@ -41,10 +44,12 @@ from flask_maintenance import Maintenance
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-VARIANTS = ("bare", "ext", "hook", "rule", "probe")
+VARIANTS = ("bare", "ext", "hook", "rule", "probe", "slow")
 
 #: How long ``probe`` holds a request before answering (seconds).
 PROBE_DELAY = 0.005
+#: How long the ``slow`` variant's page takes (seconds).
+SLOW_SECONDS = 0.2
 
 
 def create_app(
@@ -62,9 +67,18 @@ def create_app(
     app = Flask(__name__, instance_path=os.path.join(folder, "instance"))
     app.config["SECRET_KEY"] = "benchmark"
 
-    @app.get("/")
-    def hello() -> str:
-        return "Hello, World!"
+    if variant == "slow":
+
+        @app.get("/")
+        def slow() -> str:
+            time.sleep(SLOW_SECONDS)
+            return "Hello, World!"
+
+    else:
+
+        @app.get("/")
+        def hello() -> str:
+            return "Hello, World!"
 
     if variant == "bare":
         return app

@@ -6,7 +6,8 @@
 
 Sections: instructions (callgrind counts per request: the noise-free in-process verdict),
 in-process (app.wsgi_app in a loop), http (gunicorn + wrk), syscalls (strace -c on a
-gunicorn worker), propagation (`flask maintenance on/off` against a running gunicorn).
+gunicorn worker), propagation (`flask maintenance on/off` against a running gunicorn), relief
+(an overloaded site, maintenance on, how soon answers are fast again: in-process, nginx, HAProxy).
 Needs gunicorn (installed with pip when missing), wrk and strace (Debian packages; installed
 with apt-get when running as root, else a Python load generator replaces wrk and the syscall
 section says what is missing). Servers bind 127.0.0.1 only and are always stopped.
@@ -29,12 +30,15 @@ import instructions
 import load
 import overhttp
 import propagation
+import relief
 import syscalls
 from support import Missing, ensure_debian_tool, ensure_gunicorn, workdir
 
-SECTIONS = ("instructions", "inprocess", "http", "syscalls", "propagation")
+SECTIONS = ("instructions", "inprocess", "http", "syscalls", "propagation", "relief")
 # The default of MAINTENANCE_CHECK_INTERVAL, which every app here keeps.
 INTERVAL = 1.0
+# Requests/s the overloaded site is sent: four times what its two workers can serve.
+RELIEF_RATE = 40.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
                 trials, workers = (1, 3) if quick else (3, 4)
                 trial_results = propagation.run(folder, trials, INTERVAL, workers)
                 _section(propagation.report(trial_results, INTERVAL, workers), summary)
+            if "relief" in sections:
+                tools = {
+                    name: path for name in ("nginx", "haproxy") if (path := ensure_debian_tool(name, name))
+                }
+                seconds, on_at = (12.0, 4.0) if quick else (20.0, 5.0)
+                runs = relief.run(RELIEF_RATE, seconds, on_at, tools)
+                _section(relief.report(runs, RELIEF_RATE), summary)
     except Missing as error:
         print(f"\nmissing: {error}", file=sys.stderr)
         return 2

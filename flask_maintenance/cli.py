@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -366,6 +367,43 @@ def maintenance_status(as_json: bool) -> None:
         _describe(state)
 
 
+@maintenance_group.command("report-writes")
+@click.option("--json", "as_json", is_flag=True, help="Print the writes as JSON.")
+@click.option("--clear", is_flag=True, help="Forget them afterwards, to start a new dry run.")
+def maintenance_report_writes(as_json: bool, clear: bool) -> None:
+    """Print the writes the dry run let through during maintenance (MAINTENANCE_PROTECT_DATABASE
+    = "log"): each statement kind, table, view or command and line of code, once, as seen by
+    every process that shares this state."""
+    from . import writelog
+
+    backend = _extension().backend()
+    try:
+        writes = writelog.stored(backend)
+        if clear:
+            writelog.forget(backend)
+    except MaintenanceError as error:
+        raise MaintenanceCommandError(f"cannot read the writes: {error}") from None
+    if as_json:
+        click.echo(json.dumps({"writes": [asdict(write) for write in writes]}, indent=2))
+        return
+    if _extension().settings().protect_database != "log":
+        click.echo(
+            'Protection is not in dry run here (MAINTENANCE_PROTECT_DATABASE is not "log"): '
+            "the processes that run it add to this report."
+        )
+    if writes:
+        click.echo(f"{len(writes)} write{'s' if len(writes) > 1 else ''} seen during maintenance:")
+    else:
+        click.echo("No writes seen during maintenance.")
+    for write in writes:
+        click.echo(
+            f"  {write.kind} on {write.table} from {write.source} at {writelog.relative(write.site)} "
+            f"(mode {write.mode}, first seen {write.seen_at})"
+        )
+    if clear:
+        click.echo("Cleared: the next report starts empty.")
+
+
 def _describe(state: State) -> None:
     backend = _extension().backend().describe()
     if not state.active:
@@ -524,7 +562,7 @@ def install_command_gate(app: Flask) -> None:
 def check_command(ctx: click.Context, app: Flask | None = None) -> None:
     """Raise :class:`CommandRefused` when maintenance stops the command ``ctx`` is running."""
     path = _command_path(ctx)
-    if not path or path[0] in ALWAYS_EXEMPT or forced():
+    if _always_runs(path):
         return
     app = app or _running_app(ctx)
     extension = None if app is None else app.extensions.get("maintenance")
@@ -553,6 +591,16 @@ def check_command(ctx: click.Context, app: Flask | None = None) -> None:
             f"{describe(state)}: `{' '.join(path)}` did not run. Set {FORCE_ENV}=1 to run it anyway, "
             f"or add {path[0]!r} to MAINTENANCE_CLI_EXEMPT."
         )
+
+
+def runs_whatever_the_state(ctx: click.Context, exempt_names: frozenset[str]) -> bool:
+    """Whether the command ``ctx`` runs is never refused (so its work is maintenance work)."""
+    path = _command_path(ctx)
+    return _always_runs(path) or _exempt(ctx, path, exempt_names)
+
+
+def _always_runs(path: tuple[str, ...]) -> bool:
+    return not path or path[0] in ALWAYS_EXEMPT or forced()
 
 
 def _running_app(ctx: click.Context) -> Flask | None:
@@ -643,13 +691,10 @@ def maintenance_render_page(path: str) -> None:
     """
     from . import proxy
 
-    settings = _extension().settings()
-    body = proxy.page_body(
-        _extension().status(),
-        retry_after=settings.retry_after,
-        status_path=_root() + settings.status_path,
-        now=times.utcnow(),
+    answer = proxy.static_answer(
+        _extension().status(), _extension().settings(), as_json=False, root=_root(), now=times.utcnow()
     )
+    body = answer.body
     target = os.path.abspath(path)
     try:
         FileBackend(target).write(body)  # atomic and 0644: nginx never serves half a page
@@ -717,6 +762,164 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
         )
     else:
         _warn_unsearchable(page, "read the page")
+
+
+def _address(any_host: bool) -> Checked:
+    from .haproxy import address
+
+    return Checked(lambda value, label: address(value, label, any_host=any_host), "HOST:PORT")
+
+
+@maintenance_group.command("haproxy-config")
+@click.option(
+    "--bind", required=True, type=_address(True), metavar="ADDR:PORT", help="Where HAProxy listens."
+)
+@click.option(
+    "--server",
+    "servers",
+    required=True,
+    multiple=True,
+    type=_address(False),
+    metavar="HOST:PORT",
+    help="An app server (repeat for each one).",
+)
+@click.option(
+    "--page",
+    metavar="PATH",
+    help="Write the page here and the problem JSON beside it (PATH-problem), as HAProxy's "
+    "errorfile reads them. Default: maintenance.http in the instance folder, not written.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 60),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between health checks: how long HAProxy takes to see a change.",
+)
+def maintenance_haproxy_config(
+    bind: Any, servers: tuple[Any, ...], page: str | None, interval: float
+) -> None:
+    """Print a complete HAProxy (2.6+) configuration in front of the app servers.
+
+    HAProxy checks each server on <status path>/ready: while maintenance is on (mode full, any
+    backend) or every server is dead, it answers 503 itself with the page or problem JSON, and
+    still lets through what the app lets through. With --page, also write those two files.
+    """
+    from . import haproxy, proxy
+
+    settings = _extension().settings()
+    root = _root()
+    target = os.path.abspath(page or os.path.join(current_app.instance_path, "maintenance.http"))
+    problem = haproxy.problem_path(target)
+    try:
+        text = haproxy.configuration(
+            bind=bind,
+            servers=servers,
+            page=target,
+            problem=problem,
+            status_path=root + settings.status_path,
+            api_prefixes=[root + prefix for prefix in settings.api_prefixes],
+            open_paths=[root + path for path in (*settings.allowed_paths, settings.status_path)],
+            allowed_networks=settings.allowed_networks,
+            bypass_cookie=settings.bypass_cookie,
+            interval=interval,
+            command=" ".join(
+                [
+                    f"flask maintenance haproxy-config --bind {bind}",
+                    *(f"--server {server}" for server in servers),
+                    f"--page {target}",
+                ]
+            ),
+        )
+        files = {}
+        if page is not None:
+            state, now = _extension().status(), times.utcnow()
+            for path, as_json in ((target, False), (problem, True)):
+                answer = proxy.static_answer(state, settings, as_json=as_json, root=root, now=now)
+                files[path] = haproxy.http_file(answer)
+    except ConfigurationError as error:
+        raise MaintenanceCommandError(str(error)) from None
+    for path, data in files.items():
+        try:
+            FileBackend(path).write(data)  # atomic and 0644: HAProxy never reads half a file
+        except MaintenanceError as error:
+            reason = getattr(error.__cause__, "strerror", None) or error
+            raise MaintenanceCommandError(f"cannot write {path}: {reason}") from None
+        click.echo(f"Wrote {path}", err=True)
+    click.echo(text, nl=False)
+    if page is None and not os.path.exists(target):
+        click.echo(
+            f"warning: {target} does not exist yet: run again with --page {target} to write the answers",
+            err=True,
+        )
+
+
+@maintenance_group.command("edge-worker")
+@click.option(
+    "--out",
+    metavar="PATH",
+    default="worker.js",
+    show_default=True,
+    help="Where to write the Worker's module; - prints it.",
+)
+@click.option(
+    "--interval",
+    type=SECONDS,
+    default=10,
+    show_default=True,
+    metavar="SECONDS",
+    help="Without KV: how often each isolate reads the app's status path.",
+)
+def maintenance_edge_worker(out: str, interval: int) -> None:
+    """Write a Cloudflare Worker that answers for the app at the edge.
+
+    It forwards requests to the origin; while maintenance blocks it answers 503 itself (the page,
+    or problem JSON), and when the origin is down it sends the page. It reads the state from the
+    KV namespace bound as MAINTENANCE (see edge-state), else from the app's status path. The
+    page has the current message and retry, as with render-page: generate it again after
+    changing them or the app's MAINTENANCE_* config.
+    """
+    from . import edge
+
+    extension = _extension()
+    source = edge.worker_source(
+        extension._gate(None), extension.status(), root=_root(), interval=interval, now=times.utcnow()
+    )
+    if out == "-":
+        click.echo(source, nl=False)
+        return
+    target = os.path.abspath(out)
+    try:
+        FileBackend(target).write(source.encode())  # atomic: a deploy never uploads half a Worker
+    except MaintenanceError as error:
+        reason = getattr(error.__cause__, "strerror", None) or error
+        raise MaintenanceCommandError(f"cannot write the Worker {target}: {reason}") from None
+    click.echo(f"Wrote the edge Worker to {target}")
+
+
+@maintenance_group.command("edge-state")
+def maintenance_edge_state() -> None:
+    """Print the state document for the edge Worker's KV namespace (key `state`).
+
+    The lock's document, with `active` and the planned window (`scheduled`); put it into KV
+    after every change, e.g. with `wrangler kv key put state --path FILE --binding MAINTENANCE`.
+    """
+    from . import edge
+
+    gate = _extension()._gate(None)
+    backend, plan_backend = gate.backend, gate.cache.plan_backend
+    try:
+        lock_raw, plan_raw = backend.read_many([backend, plan_backend])
+    except MaintenanceError as error:
+        raise MaintenanceCommandError(f"cannot tell: {error}") from None
+    lock, lock_warning = State.parse(lock_raw, gate.settings.retry_after)
+    plan, plan_warning = Plan.parse(plan_raw)
+    for warning in (lock_warning, plan_warning):
+        if warning is not None:
+            click.echo(f"warning: {warning}", err=True)
+    document = edge.edge_document(lock, plan, times.utcnow(), gate.settings.retry_after)
+    click.echo(document.decode(), nl=False)
 
 
 def _warn_unsearchable(path: str, purpose: str) -> None:

@@ -19,6 +19,7 @@ from flask import Flask
 
 from . import rules
 from .errors import ConfigurationError
+from .responses import MARKER_HEADER
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -116,6 +117,26 @@ def _status_path(value: Any, key: str) -> str:
     return path
 
 
+#: At most this many recovery checks: the page sends them all at once, every few seconds.
+MAX_RECOVERY_CHECKS = 8
+_SAME_SITE_PATH = re.compile(r"/(?!/)[!#-~]{0,511}")
+
+
+def _recovery_checks(value: Any, key: str) -> tuple[str, ...]:
+    checks = _names(value, key)
+    if len(checks) > MAX_RECOVERY_CHECKS:
+        raise ConfigurationError(f"{key} takes at most {MAX_RECOVERY_CHECKS} URLs, not {len(checks)}")
+    for check in checks:
+        # A path on this site only: the page's Content-Security-Policy allows nothing else, and
+        # printable ASCII without spaces or quotes so it travels in one HTML attribute.
+        if not _SAME_SITE_PATH.fullmatch(check) or "\\" in check:
+            raise ConfigurationError(
+                f"{key}: {check!r} must be a path on this site, such as '/healthz' (no host, "
+                "spaces or backslashes, at most 512 characters)"
+            )
+    return checks
+
+
 def _networks(value: Any, key: str) -> tuple[IPNetwork, ...]:
     networks = []
     for entry in _names(value, key):
@@ -129,7 +150,9 @@ def _networks(value: Any, key: str) -> tuple[IPNetwork, ...]:
 
 
 # Headers every maintenance answer sets itself: configuring them would contradict the answer.
-_OWN_HEADERS = frozenset({"content-type", "content-length", "retry-after", "cache-control"})
+_OWN_HEADERS = frozenset(
+    {"content-type", "content-length", "retry-after", "cache-control", MARKER_HEADER.lower()}
+)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
@@ -185,6 +208,15 @@ def _web_address(value: Any, key: str) -> str | None:
             f"{key} must be an http:// or https:// address such as https://status.example.com, not {value!r}"
         )
     return address
+
+
+def _protection(value: Any, key: str) -> bool | str:
+    if isinstance(value, str) and value.strip().lower() == "log":
+        return "log"
+    try:
+        return _flag(value, key)
+    except ConfigurationError:
+        raise ConfigurationError(f'{key} must be True, False or "log", not {value!r}') from None
 
 
 def _modes(value: Any, key: str) -> frozenset[str]:
@@ -280,6 +312,19 @@ KEYS: tuple[Key, ...] = (
         "under it (``<path>/bypass/<token>``).",
     ),
     Key(
+        "MAINTENANCE_RECOVERY_CHECKS",
+        "recovery_checks",
+        (),
+        _recovery_checks,
+        f"up to {MAX_RECOVERY_CHECKS} paths on the site",
+        "URLs such as ``/healthz`` or ``/api/healthz`` that must all answer 2xx, besides the status "
+        "path saying maintenance is over, before the page reloads itself. The page asks them all at "
+        "once, and reloads with a cache-busting ``v=<timestamp>`` parameter. They are paths on the "
+        "site, not under the app's prefix. The static pages of ``render-page``, ``nginx-config`` and "
+        "``haproxy-config`` check them too.",
+        shown_default="none: the status path only",
+    ),
+    Key(
         "MAINTENANCE_STATUS_CORS",
         "status_cors",
         (),
@@ -306,7 +351,7 @@ KEYS: tuple[Key, ...] = (
         "a dict of header names to values",
         "Extra headers on every maintenance answer, from the fast path and the app alike "
         "(``Strict-Transport-Security``, say). The answer's own ``Content-Type``, "
-        "``Retry-After`` and ``Cache-Control`` cannot be replaced.",
+        "``Retry-After``, ``Cache-Control`` and ``X-Maintenance`` cannot be replaced.",
         shown_default="``{}``",
     ),
     Key(
@@ -377,6 +422,16 @@ KEYS: tuple[Key, ...] = (
         "Serve the app's ``/robots.txt`` in every mode: search engines that get a 5xx for it "
         "stop crawling the whole site.",
     ),
+    Key(
+        "MAINTENANCE_PROTECT_DATABASE",
+        "protect_database",
+        False,
+        _protection,
+        '``True``, ``False`` or ``"log"``',
+        "``True``: while maintenance is on in ``readonly`` or ``full``, the app's Flask-SQLAlchemy "
+        'database is read-only at the database (see :doc:`database`). ``"log"``: a dry run that '
+        "lets writes through and logs each one, for ``flask maintenance report-writes``.",
+    ),
 )
 
 
@@ -398,6 +453,7 @@ class Settings:
     allowed_paths: tuple[str, ...]
     check_interval: float
     status_path: str
+    recovery_checks: tuple[str, ...]
     status_cors: frozenset[str]
     template: str | None
     response_headers: Mapping[str, str]
@@ -409,6 +465,7 @@ class Settings:
     site_name: str | None
     status_page_url: str | None
     serve_robots_txt: bool
+    protect_database: bool | str
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:

@@ -20,8 +20,9 @@ class BackendError(MaintenanceError):
 
 
 class MaintenanceActive(MaintenanceError):
-    """Raised by guarded functions called with ``raise_=True`` while maintenance is on."""
+    """Raised by guarded functions called with ``raise_=True`` while maintenance is on, and by
+    a write that a protected database refused (``__cause__`` is then the driver's error)."""
 
-    def __init__(self, state: object) -> None:
+    def __init__(self, state: object, message: str | None = None) -> None:
         self.state = state
-        super().__init__(f"maintenance is on ({getattr(state, 'mode', 'full')})")
+        super().__init__(message or f"maintenance is on ({getattr(state, 'mode', 'full')})")

@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from weakref import WeakKeyDictionary
 
 import click
@@ -78,15 +78,17 @@ class Maintenance:
                 == os.path.abspath(app.instance_path),
             )
         except ConfigurationError as error:
-            if click.get_current_context(silent=True) is None:
-                raise
-            from .cli import ConfigurationCommandError
-
-            # Under the `flask` command: one line instead of the traceback of the app's import.
-            raise ConfigurationCommandError(error, app.config) from None
+            _raise_config_error(error, app)
         gate = Gate(
             app, settings, backend, self._bypass_rules, self._features, on_change=_signal_changes(app)
         )
+        if settings.protect_database:
+            from .database import protect_configured
+
+            try:
+                protect_configured(app, gate)
+            except ConfigurationError as error:
+                _raise_config_error(error, app)
         self._gates[app] = gate
         app.extensions[EXTENSION_KEY] = self
 
@@ -370,6 +372,44 @@ class Maintenance:
 
         guard_socketio(socketio, read_events=read_events)
 
+    # -- the database ------------------------------------------------------------------------
+
+    def protect_database(self, target: Any, *, app: Flask | None = None) -> None:
+        """Make a database read-only at the database while maintenance is on (:doc:`database`).
+
+        While this process enforces ``readonly`` or ``full``, every transaction that begins on
+        ``target`` is read-only: a write in a request gets the maintenance 503, in a ``flask``
+        command one line and exit status 75, elsewhere :class:`MaintenanceActive`. Commands that
+        run whatever the state, and code inside :meth:`writable`, can still write. With
+        ``MAINTENANCE_PROTECT_DATABASE = "log"`` writes go through and are logged instead.
+
+        :param target: a SQLAlchemy ``Engine``, or a Flask-SQLAlchemy ``SQLAlchemy`` instance set
+            up on the app (all its binds).
+        :param app: the app whose state decides, instead of ``current_app`` (or the only app).
+        :raises ConfigurationError: for another kind of target, a database other than
+            PostgreSQL, SQLite, MySQL or MariaDB, or when SQLAlchemy is not installed.
+        """
+        from .database import protect
+
+        resolved = app if app is not None else self._only_app()
+        gate = self._gate(resolved)
+        flask_app = resolved if resolved is not None else current_app._get_current_object()  # type: ignore[attr-defined]
+        protect(flask_app, gate, target)
+
+    @contextmanager
+    def writable(self) -> Iterator[None]:
+        """Transactions that begin in the block can write to a protected database whatever the
+        state (in this thread or task only): for the maintenance work itself::
+
+            with maintenance.writable():
+                db.session.execute(update(Order).values(currency="EUR"))
+                db.session.commit()
+        """
+        from .database import writable
+
+        with writable():
+            yield
+
     # -- app rules ---------------------------------------------------------------------------
 
     def bypass_rule(self, rule: F | None = None, *, cookie: str | None = None) -> Any:
@@ -475,6 +515,16 @@ def _template_context(gate: Gate) -> dict[str, Any]:
     language, translation = choose(accept_language, state.languages)
     message = None if translation is None else state.messages[translation]
     return {"maintenance": state, "maintenance_banner": texts.banner(state, language, message)}
+
+
+def _raise_config_error(error: ConfigurationError, app: Flask) -> NoReturn:
+    """Raise ``error``; under the `flask` command, as one line instead of the traceback of the
+    app's import."""
+    if click.get_current_context(silent=True) is None:
+        raise error
+    from .cli import ConfigurationCommandError
+
+    raise ConfigurationCommandError(error, app.config) from None
 
 
 def _signal_changes(app: Flask) -> Callable[[State, State], None]:

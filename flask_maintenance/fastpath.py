@@ -30,6 +30,7 @@ from flask.ctx import RequestContext
 from .gate import SAFE_METHODS, Action, Gate, Verdict, script_root
 from .hook import finish
 from .languages import choose
+from .probes import probe_answer, probe_paths, send
 from .responses import STATUS_LINE, banner_header
 
 if TYPE_CHECKING:
@@ -56,10 +57,14 @@ class FastPath:
         self.wsgi_app = wsgi_app
         self.app = app
         self.gate = gate
+        self.probes = probe_paths(gate.settings.status_path)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         gate = self.gate
         state = gate.cache.get()
+        readiness = self.probes.get(environ.get("PATH_INFO"))  # type: ignore[arg-type]
+        if readiness is not None:  # /live and /ready, in every state (see probes.py)
+            return send(probe_answer(readiness, state), environ, start_response)
         if state.idle:
             return self.wsgi_app(environ, start_response)
         verdict = gate.decide(state, environ)

@@ -307,6 +307,7 @@ class Gate:
                 write=write,
                 site_name=self.settings.site_name,
                 status_page_url=self.settings.status_page_url,
+                recovery_checks=self.settings.recovery_checks,
             )
             kind = "json" if as_json else "page"
             mode = "feature" if feature is not None else state.mode or "full"

@@ -21,6 +21,7 @@ from werkzeug.datastructures import Headers
 from .gate import SAFE_METHODS, Action, Gate, Verdict, script_root
 from .languages import choose
 from .model import Feature, State, features_of
+from .probes import probe_answer, probe_paths
 from .responses import PAGE_CSP, banner_header
 from .signals import request_blocked
 
@@ -78,9 +79,14 @@ def _refused(
 
 def request_hook(app: Flask, gate: Gate) -> Callable[[], Response | None]:
     """The ``before_request`` function for an app without the fast path."""
+    probes = probe_paths(gate.settings.status_path)
 
     def check_maintenance() -> Response | None:
         state = gate.cache.get()
+        readiness = probes.get(request.path)
+        if readiness is not None:  # /live and /ready, in every state (see probes.py)
+            answer = probe_answer(readiness, state)
+            return Response(answer.body, status=answer.status, headers=list(answer.headers))
         if state.idle:
             return None
         verdict = gate.decide(state, request.environ)

@@ -1,4 +1,4 @@
-"""Maintenance at the proxy: the built-in page as a static file, and an nginx snippet that serves it.
+"""Maintenance at the proxy: the built-in answers as static files, and an nginx snippet that serves them.
 
 nginx cannot parse the state, only see whether the lock file exists, so at the proxy any mode
 refuses everything, and only address ranges (not the bypass cookie) get through. The app stays the
@@ -13,10 +13,10 @@ import stat
 from collections.abc import Iterable
 from datetime import datetime
 
-from .config import IPNetwork
+from .config import IPNetwork, Settings
 from .errors import ConfigurationError
 from .model import State
-from .responses import blocked
+from .responses import Answer, blocked
 
 #: The internal URI the snippet serves the page under (never reachable from outside).
 PAGE_URI = "/__flask_maintenance_page__"
@@ -28,26 +28,39 @@ ALLOWED_VARIABLE = "$flask_maintenance_allowed"
 _UNSAFE = re.compile(r'["\\$\s{};\x00-\x1f\x7f]')
 
 
-def page_body(state: State, *, retry_after: int, status_path: str, now: datetime) -> bytes:
-    """The built-in maintenance page for the proxy to serve.
+def static_answer(
+    state: State,
+    settings: Settings,
+    *,
+    root: str,
+    now: datetime,
+    as_json: bool = False,
+    readonly: bool = False,
+) -> Answer:
+    """The app's 503 as something outside the app sends it (a proxy's file, the edge Worker): the
+    page or the problem JSON, with its headers but no banner header.
 
-    The current state when maintenance is on (in any mode: the proxy refuses everything), else
-    a default full maintenance with ``retry_after``. It is always the full page, never the
-    read-only one, since nginx cannot let reads through.
+    The current state when maintenance is on, else a default full maintenance with
+    ``MAINTENANCE_RETRY_AFTER``. The page polls the status path and
+    ``MAINTENANCE_RECOVERY_CHECKS`` to reload itself, as the app's page does.
 
-    :param status_path: ``MAINTENANCE_STATUS_PATH``, which the page polls to reload itself.
+    :param root: where the app is mounted on the site (``APPLICATION_ROOT``), without a
+        trailing slash.
+    :param readonly: the answer to a write in readonly mode, for what lets reads through; a
+        proxy that cannot (nginx, HAProxy) always sends the full page.
     """
     if not state.active:
-        state = State(active=True, retry=retry_after)
-    answer = blocked(
+        state = State(active=True, retry=settings.retry_after)
+    return blocked(
         state,
-        readonly=False,
-        as_json=False,
+        readonly=readonly,
+        as_json=as_json,
         retry_after=state.retry_after(now),
-        status_url=status_path,
-        banner=None,  # a header; the file has none
+        status_url=root + settings.status_path,
+        banner=None,  # a header; a static file has none
+        extra_headers=settings.response_headers,
+        recovery_checks=settings.recovery_checks,
     )
-    return answer.body
 
 
 def unsearchable_folders(path: str | os.PathLike[str]) -> list[str]:
@@ -173,10 +186,20 @@ def http_snippet(allowed_networks: Iterable[IPNetwork]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _literal(what: str, value: str) -> str:
-    if _UNSAFE.search(value):
+def literal(what: str, value: str, *, unsafe: re.Pattern[str], characters: str, reader: str) -> str:
+    """``value`` as it is, for a proxy's configuration file: refused rather than escaped.
+
+    :param unsafe: matches what ``reader`` (a proxy) would read as syntax, named by ``characters``.
+    :raises ConfigurationError: when ``value`` holds any of it.
+    """
+    if unsafe.search(value):
         raise ConfigurationError(
-            f"{what} {value!r} contains a quote, backslash, '$', brace, ';' or whitespace, "
-            "which nginx would not read literally; use a plainer path"
+            f"{what} {value!r} contains {characters}, which {reader} would not read literally; "
+            "use a plainer one"
         )
     return value
+
+
+def _literal(what: str, value: str) -> str:
+    characters = "a quote, backslash, '$', brace, ';' or whitespace"
+    return literal(what, value, unsafe=_UNSAFE, characters=characters, reader="nginx")

@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
@@ -37,6 +37,9 @@ FULL_DETAIL = texts().full_detail
 FEATURE_DETAIL = texts().feature_detail
 READONLY_DETAIL = texts().readonly_detail
 STATUS_LINE = "503 SERVICE UNAVAILABLE"
+#: Marks every 503 the extension sends (value: ``full``, ``readonly`` or ``feature``), so that a
+#: proxy or the edge Worker can tell the app's own refusal from a server that is down.
+MARKER_HEADER = "X-Maintenance"
 
 
 #: How much of an Accept header is looked at, and how many look-alikes of one range are skipped
@@ -45,7 +48,7 @@ ACCEPT_PREFIX = 512
 ACCEPT_ENTRIES = 32
 #: Longest ``X-Maintenance-Banner``: proxies refuse (nginx: 502) answers with huge headers.
 MAX_BANNER_BYTES = 1024
-_JSON_TYPES = ("application/json", "application/problem+json")
+JSON_TYPES = ("application/json", "application/problem+json")
 _QUALITY = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
 
@@ -84,7 +87,7 @@ def prefers_json(accept: str | None) -> bool:
     # Cheap first look: most browsers and crawlers never mention JSON.
     if "json" not in accept and "application/*" not in accept:
         return False
-    qualities = [q for q in (_range_quality(accept, media) for media in _JSON_TYPES) if q is not None]
+    qualities = [q for q in (_range_quality(accept, media) for media in JSON_TYPES) if q is not None]
     json_quality = max(qualities) if qualities else None
     if json_quality is None:
         json_quality = _range_quality(accept, "application/*")
@@ -132,6 +135,7 @@ def blocked(
     banner: str | None,
     feature: Feature | None = None,
     extra_headers: Mapping[str, str] | None = None,
+    recovery_checks: Sequence[str] = (),
     language: str = DEFAULT_LANGUAGE,
     translation: str | None = None,
     write: bool = False,
@@ -141,6 +145,8 @@ def blocked(
     """The 503 for a refused request: for the whole site, or for one switched-off feature.
 
     :param status_url: the status path with the app's script root, which the page polls.
+    :param recovery_checks: ``MAINTENANCE_RECOVERY_CHECKS``, which must answer OK as well
+        before the page reloads itself.
     :param extra_headers: ``MAINTENANCE_RESPONSE_HEADERS``, added to every answer.
     :param language: the catalog's language (:data:`flask_maintenance.texts.LANGUAGES`).
     :param translation: the tag of the operator's translation to show instead of the message.
@@ -189,6 +195,7 @@ def blocked(
             overdue,
             status_url,
             None if feature is None else feature.name,
+            recovery_checks,
             write,
             site_name,
             status_page_url,
@@ -201,6 +208,7 @@ def blocked(
         ("Content-Language", language),
         ("Vary", "Accept, Accept-Language"),
     ]
+    headers.append((MARKER_HEADER, "feature" if feature is not None else "readonly" if readonly else "full"))
     if banner is not None:
         headers.append(("X-Maintenance-Banner", banner))
     headers += list((extra_headers or {}).items())
@@ -297,6 +305,7 @@ class _Page:
     overdue: bool
     status_url: str
     feature: str | None
+    recovery_checks: Sequence[str]
     write: bool
     site_name: str | None
     status_page_url: str | None
@@ -308,6 +317,8 @@ class _Page:
         attributes = {
             "data-status-url": self.status_url,
             "data-feature": self.feature,
+            # Validated to hold no spaces (config.py): one attribute, split on spaces by the script.
+            "data-checks": " ".join(self.recovery_checks) or None,
             "data-write": "" if self.write else None,
             "data-auto-reload": words.write_wait if self.write else words.auto_reload,
             "data-back-again": words.back_again,
@@ -437,17 +448,32 @@ _SCRIPT = """
     var shown = end.toLocaleString(lang, { dateStyle: "medium", timeStyle: "short" });
     document.getElementById("local-time").textContent = text("your-time").replace("{time}", shown);
   }
+  var checks = (main.getAttribute("data-checks") || "").split(" ").filter(Boolean);
+  function over() {
+    return fetch(statusUrl, { cache: "no-store", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) {
+        return !!s && (feature ? s.features.indexOf(feature) < 0 : (!s.active || s.mode === "banner"));
+      });
+  }
+  function healthy(url) {
+    return fetch(url, { cache: "no-store" }).then(function (r) { return r.ok; });
+  }
+  function reload() {
+    // A new URL, so that no cache along the way serves the old page or stale assets.
+    var query = new URLSearchParams(location.search);
+    query.set("v", String(Date.now()));
+    location.replace(location.pathname + "?" + query + location.hash);
+  }
   function check() {
     if (end && new Date() >= end) {  // never a time in the past
       document.querySelector(".expected").textContent = text("overdue");
     }
-    fetch(statusUrl, { cache: "no-store", headers: { Accept: "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (s) {
-        var over = s && (feature ? s.features.indexOf(feature) < 0 : (!s.active || s.mode === "banner"));
-        if (over && write) { live.textContent = text("back-again"); }
-        else if (over) { location.replace(location.href); }
-        else { setTimeout(check, 4000 + Math.random() * 2000); }
+    Promise.all([over()].concat(checks.map(healthy)))
+      .then(function (results) {
+        if (!results.every(Boolean)) { setTimeout(check, 4000 + Math.random() * 2000); }
+        else if (write) { live.textContent = text("back-again"); }
+        else { reload(); }
       })
       .catch(function () { setTimeout(check, 8000); });
   }

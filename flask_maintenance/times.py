@@ -54,7 +54,7 @@ def parse_instant(text: str) -> datetime:
 
     :raises ConfigurationError: when the text is not ISO 8601 or has no zone.
     """
-    match = _INSTANT.fullmatch(text.strip())
+    match = INSTANT.fullmatch(text.strip())
     if match is None:
         raise ConfigurationError(f"invalid time {text!r}: use ISO 8601 such as 2026-11-21T22:00:00Z")
     year, month, day, hour, minute, second, fraction, zone = match.groups()
@@ -88,7 +88,8 @@ def parse_instant(text: str) -> datetime:
 
 
 # Extended (2026-11-21T22:00:00.5+01:00) or basic (20261121T220000Z) ISO 8601, ASCII digits only.
-_INSTANT = re.compile(
+# The edge Worker (edge_worker.js) reads instants with this same pattern.
+INSTANT = re.compile(
     r"([0-9]{4})-?([0-9]{2})-?([0-9]{2})[Tt ]"
     r"([0-9]{2}):?([0-9]{2})(?::?([0-9]{2})(?:[.,]([0-9]{1,9}))?)?"
     r"\s*([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?"

@@ -15,6 +15,7 @@ A plain ``pytest`` run never writes into the repository.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -258,7 +259,8 @@ class TestMaintenancePage:
             "!window.stillTheMaintenancePage && document.readyState === 'complete'"
             " && document.title.startsWith('Welcome')"
         )
-        assert visitor.page.url == site.url("/")  # reloaded in place, no redirect
+        # Reloaded in place (no redirect), with a cache-busting v= so that fresh assets load.
+        assert re.fullmatch(re.escape(site.url("/")) + r"\?v=\d{13}", visitor.page.url), visitor.page.url
         assert "Welcome to the guestbook" in visitor.text()
         assert site.url("/_maintenance") in visitor.requested  # it was the page's own poll
         assert foreign(visitor.requested, site.origin) == []

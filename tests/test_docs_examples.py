@@ -249,6 +249,25 @@ class TestProxies:
         assert result.exit_code == 0, result.output
         assert result.stdout == (EXAMPLES / "nginx" / expected).read_text(encoding="utf-8")
 
+    def test_the_haproxy_configuration_shown_is_what_haproxy_config_prints(
+        self, load_example: LoadExample, tmp_path: Path
+    ) -> None:
+        app = load_example("shop").app
+        servers = ["--server", "10.0.0.11:8000", "--server", "10.0.0.12:8000"]
+        args = [
+            "maintenance",
+            "haproxy-config",
+            "--bind",
+            ":80",
+            *servers,
+            "--page",
+            str(tmp_path / "shop.http"),
+        ]
+        result = app.test_cli_runner().invoke(args=args)
+        assert result.exit_code == 0, result.output
+        shown = (EXAMPLES / "haproxy" / "shop-haproxy.cfg").read_text(encoding="utf-8")
+        assert result.stdout.replace(str(tmp_path), "/etc/haproxy/errors") == shown
+
 
 class TestBackground:
     def test_commands_and_guarded_functions_wait_while_on(self, load_example: LoadExample) -> None:

@@ -93,6 +93,34 @@ class TestFullMode:
         assert "X-Maintenance-Banner" not in response.headers
 
 
+class TestMarker:
+    """``X-Maintenance`` tells a proxy or the edge Worker that a 503 is the app's own refusal."""
+
+    def test_every_refusal_says_what_refused_it(self, make_app: AppFactory) -> None:
+        app = make_app()
+        extension: Maintenance = app.extensions["maintenance"]
+
+        @app.post("/api/billing")
+        @extension.feature("billing")
+        def billing() -> str:
+            return "paid"
+
+        client = app.test_client()
+        assert "X-Maintenance" not in client.get("/").headers
+        extension.enable(app=app)
+        assert client.get("/").headers["X-Maintenance"] == "full"
+        assert client.get("/api/x").headers["X-Maintenance"] == "full"
+        extension.enable(mode="readonly", app=app)
+        assert client.post("/").headers["X-Maintenance"] == "readonly"
+        extension.disable(app=app)
+        extension.enable(feature="billing", app=app)
+        assert client.post("/api/billing").headers["X-Maintenance"] == "feature"
+
+    def test_the_config_cannot_replace_it(self, make_app: AppFactory) -> None:
+        with pytest.raises(ConfigurationError, match="X-Maintenance is set by the maintenance answer"):
+            make_app(MAINTENANCE_RESPONSE_HEADERS={"X-Maintenance": "no"})
+
+
 class TestRetryAfterWithAnEnd:
     def test_retry_after_counts_down_to_ends_at(self, app: Flask, maintenance: Maintenance) -> None:
         maintenance.enable(ends_at=datetime.now(timezone.utc) + timedelta(seconds=120), app=app)
