@@ -742,14 +742,7 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
             page=page,
             retry_after=settings.retry_after,
             allowed_networks=settings.allowed_networks,
-            open_paths=[
-                _root() + path
-                for path in (
-                    *settings.allowed_paths,
-                    settings.status_path,
-                    *(["/robots.txt"] if settings.serve_robots_txt else []),
-                )
-            ],
+            open_paths=_proxy_open_paths(),
             render_command=f"flask maintenance render-page {page}",
         )
     except ConfigurationError as error:
@@ -820,7 +813,7 @@ def maintenance_haproxy_config(
             problem=problem,
             status_path=root + settings.status_path,
             api_prefixes=[root + prefix for prefix in settings.api_prefixes],
-            open_paths=[root + path for path in (*settings.allowed_paths, settings.status_path)],
+            open_paths=_proxy_open_paths(),
             allowed_networks=settings.allowed_networks,
             bypass_cookie=settings.bypass_cookie,
             interval=interval,
@@ -920,6 +913,14 @@ def maintenance_edge_state() -> None:
             click.echo(f"warning: {warning}", err=True)
     document = edge.edge_document(lock, plan, times.utcnow(), gate.settings.retry_after)
     click.echo(document.decode(), nl=False)
+
+
+def _proxy_open_paths() -> list[str]:
+    """What a proxy in front lets through to the app during maintenance: the allowed paths, the
+    status path and (unless configured otherwise) ``/robots.txt``, under ``APPLICATION_ROOT``."""
+    settings = _extension().settings()
+    robots = ("/robots.txt",) if settings.serve_robots_txt else ()
+    return [_root() + path for path in (*settings.allowed_paths, settings.status_path, *robots)]
 
 
 def _warn_unsearchable(path: str, purpose: str) -> None:

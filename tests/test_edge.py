@@ -282,7 +282,13 @@ class TestSource:
         settings = worker_settings(run(app, "edge-worker", "--out", "-").stdout)
         assert settings["statusPath"] == "/shop/_maintenance"
         assert settings["openPaths"] == {
-            "exact": ["/shop/_maintenance", "/shop/_maintenance/bypass", "/shop/health", "/shop/metrics"],
+            "exact": [
+                "/shop/_maintenance",
+                "/shop/_maintenance/bypass",
+                "/shop/health",
+                "/shop/metrics",
+                "/shop/robots.txt",
+            ],
             "under": ["/shop/_maintenance/bypass/", "/shop/health/", "/shop/metrics/"],
         }
         assert settings["apiPaths"] == {
