@@ -474,9 +474,20 @@ class _CommandFailed(Exception):
     default=True,
     help="When COMMAND fails, leave maintenance on (default) or give back the state there was.",
 )
+@click.option(
+    "--secret",
+    is_flag=True,
+    help="Give COMMAND a bypass secret for this window: MAINTENANCE_BYPASS_TOKEN, to send in the "
+    "header MAINTENANCE_BYPASS_HEADER names.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def maintenance_run(
-    mode: str, retry: int | None, message: str | None, keep_on_failure: bool, command: tuple[str, ...]
+    mode: str,
+    retry: int | None,
+    message: str | None,
+    keep_on_failure: bool,
+    secret: bool,
+    command: tuple[str, ...],
 ) -> None:
     """Hold maintenance in at least MODE while COMMAND runs; exit with its status.
 
@@ -491,11 +502,26 @@ def maintenance_run(
         click.echo(line, err=True)
 
     status = 0
+    token = new_token() if secret else None
+    # Only the command gets the secret: it is never printed, logged or stored (only its hash).
+    bypass = (
+        {}
+        if token is None
+        else {
+            "MAINTENANCE_BYPASS_TOKEN": token,
+            "MAINTENANCE_BYPASS_HEADER": _extension().settings().bypass_header,
+        }
+    )
     try:
         with _extension().window(
-            mode=mode, retry=retry, message=message, off_on_failure=not keep_on_failure, report=report
+            mode=mode,
+            retry=retry,
+            message=message,
+            off_on_failure=not keep_on_failure,
+            report=report,
+            secret=token,
         ):
-            status, started = _run_passing_signals(list(command))
+            status, started = _run_passing_signals(list(command), bypass)
             if started:
                 report(f"Command exited with {status}.")
             if started and status != 0:  # one that never started changed nothing to guard
@@ -507,14 +533,14 @@ def maintenance_run(
     raise SystemExit(status)
 
 
-def _run_passing_signals(command: list[str]) -> tuple[int, bool]:
+def _run_passing_signals(command: list[str], extra_env: Mapping[str, str]) -> tuple[int, bool]:
     """Run ``command`` (never itself refused); return its exit status, shell style, and whether
     it started at all (a command that cannot be found or executed gets 127 or 126, as in a shell).
 
     Ctrl-C reaches the command through the terminal's process group; SIGTERM sent to us is
     passed on. Either way we wait for the command so that the state is settled afterwards.
     """
-    env = {**os.environ, FORCE_ENV: "1"}
+    env = {**os.environ, **extra_env, FORCE_ENV: "1"}
     try:
         child = subprocess.Popen(command, env=env)
     except OSError as error:
@@ -676,6 +702,37 @@ def _exempt(ctx: click.Context, path: tuple[str, ...], exempt_names: frozenset[s
     ):
         return True
     return any(" ".join(path[: i + 1]) in exempt_names for i in range(len(path)))
+
+
+@maintenance_group.command("history")
+@click.option(
+    "--limit", type=click.IntRange(1, 10000), default=20, show_default=True, help="How many entries."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def maintenance_history(limit: int, as_json: bool) -> None:
+    """Show the last transitions, oldest first: when, what, who and from where."""
+    from .history import Entry
+
+    try:
+        lines = _extension().backend().read_history(limit)
+    except MaintenanceError as error:
+        raise MaintenanceCommandError(str(error)) from None
+    entries = [Entry.parse(line) for line in lines]
+    for entry in entries:
+        if entry is None:
+            continue
+        if as_json:
+            click.echo(json.dumps(entry.to_dict()))
+        else:
+            # Printable only: whoever wrote the history file may have put terminal escapes in it.
+            text = "".join(c if c.isprintable() else "?" for c in entry.describe())
+            who = "".join(c if c.isprintable() else "?" for c in f"{entry.who} ({entry.origin})")
+            click.echo(f"{format_instant(entry.at)}  {entry.event:<11}  {who}  {text}")
+    skipped = entries.count(None)
+    if skipped:
+        click.echo(f"warning: {skipped} damaged history entries skipped", err=True)
+    if not entries and not as_json:
+        click.echo("No history yet")
 
 
 # -- maintenance at the proxy ----------------------------------------------------------------

@@ -219,6 +219,22 @@ def _protection(value: Any, key: str) -> bool | str:
         raise ConfigurationError(f'{key} must be True, False or "log", not {value!r}') from None
 
 
+def _webhooks(value: Any, key: str) -> tuple[str, ...]:
+    urls = _names(value, key)
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c in url for c in " \r\n\t"):
+            raise ConfigurationError(f"{key}: {url!r} is not an http:// or https:// URL")
+    return urls
+
+
+def _header_name(value: Any, key: str) -> str:
+    name = _text(value, key)
+    if not _HEADER_NAME.fullmatch(name):
+        raise ConfigurationError(f"{key}: {name!r} is not a header name")
+    return name
+
+
 def _modes(value: Any, key: str) -> frozenset[str]:
     return frozenset(rules.mode(mode, f"{key}: each mode") for mode in _names(value, key))
 
@@ -432,6 +448,25 @@ KEYS: tuple[Key, ...] = (
         'database is read-only at the database (see :doc:`database`). ``"log"``: a dry run that '
         "lets writes through and logs each one, for ``flask maintenance report-writes``.",
     ),
+    Key(
+        "MAINTENANCE_WEBHOOKS",
+        "webhooks",
+        (),
+        _webhooks,
+        "``http(s)://`` URLs",
+        "Each transition is POSTed to these as JSON (``event``, the public ``status`` and a "
+        "``text`` for chat services), from the process that made it, in the background "
+        "(see :doc:`notifications`).",
+    ),
+    Key(
+        "MAINTENANCE_BYPASS_HEADER",
+        "bypass_header",
+        "X-Maintenance-Bypass",
+        _header_name,
+        "a header name",
+        "Requests carrying the window's bypass secret in this header pass (a deploy's verify "
+        "step: ``flask maintenance run --secret``).",
+    ),
 )
 
 
@@ -466,6 +501,8 @@ class Settings:
     status_page_url: str | None
     serve_robots_txt: bool
     protect_database: bool | str
+    webhooks: tuple[str, ...]
+    bypass_header: str
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:

@@ -46,10 +46,11 @@ if TYPE_CHECKING:
 
 #: ``Connection.info`` keys (the info lives as long as the DBAPI connection): the state that made
 #: the current transaction read-only; the state during which its writes are logged (dry run);
-#: whether SQLite's ``query_only`` is on.
+#: whether SQLite's ``query_only`` is on; whether PostgreSQL's session default is read-only.
 READ_ONLY_KEY = "flask_maintenance.read_only"
 WATCH_KEY = "flask_maintenance.watch"
 QUERY_ONLY_KEY = "flask_maintenance.query_only"
+SESSION_READ_ONLY_KEY = "flask_maintenance.session_read_only"
 INSTALL_HINT = 'pip install "flask-maintenance-mode[sqlalchemy]"'
 
 _writable: ContextVar[bool] = ContextVar("flask_maintenance_writable", default=False)
@@ -90,9 +91,27 @@ def _run(conn: Connection, sql: str) -> None:
 
 
 def _postgresql(conn: Connection, read_only: bool) -> None:
-    if read_only:
+    info = conn.info
+    if getattr(conn.connection.dbapi_connection, "autocommit", False):
+        # Each statement is a transaction of its own, which SET TRANSACTION cannot reach (the
+        # server only warns): switch the session's default instead.
+        _postgresql_session(conn, read_only)
+    elif read_only:
         # psycopg opens the transaction with this statement; it applies to that transaction only.
         _run(conn, "SET TRANSACTION READ ONLY")
+    elif info.get(SESSION_READ_ONLY_KEY, False):
+        # A session left read-only by autocommit use: writable for this transaction. (Resetting
+        # the default here would be undone if the transaction rolls back.)
+        _run(conn, "SET TRANSACTION READ WRITE")
+
+
+def _postgresql_session(conn: Connection, read_only: bool) -> None:
+    """Switch the session's default_transaction_read_only when it changes, committed at once."""
+    info = conn.info
+    if info.get(SESSION_READ_ONLY_KEY, False) != read_only:
+        _run(conn, f"SET default_transaction_read_only = {'on' if read_only else 'off'}")
+        conn.connection.commit()  # nothing to commit in autocommit
+        info[SESSION_READ_ONLY_KEY] = read_only
 
 
 def _sqlite(conn: Connection, read_only: bool) -> None:
@@ -106,6 +125,21 @@ def _sqlite(conn: Connection, read_only: bool) -> None:
 def _mysql(conn: Connection, read_only: bool) -> None:
     if read_only:
         _run(conn, "START TRANSACTION READ ONLY")
+
+
+def _mysql_xa(conn: Connection, read_only: bool) -> None:
+    if read_only:
+        # XA START takes no READ ONLY; this applies to the next transaction, the one it starts.
+        _run(conn, "SET TRANSACTION READ ONLY")
+
+
+#: Dialect name -> how a two-phase transaction is made read-only (``begin``'s way fails there:
+#: psycopg's tpc_begin wants an idle connection, XA START takes no READ ONLY).
+TWO_PHASE: dict[str, Callable[[Connection, bool], None]] = {
+    "postgresql": _postgresql_session,
+    "mysql": _mysql_xa,
+    "mariadb": _mysql_xa,
+}
 
 
 def _postgresql_refusal(error: BaseException) -> bool:
@@ -150,6 +184,17 @@ class Protection:
         self._app = weakref.ref(app)
         if not self.dry_run:
             app.register_error_handler(WriteRefused, self.answer)
+            # A write refused in an after_request function (the view has answered) never reaches
+            # error handlers: Flask's handle_exception would answer it with a 500. Only that error
+            # is answered here; every other one goes on to the app's (or another wrapper's).
+            handle_exception = app.handle_exception
+
+            def answer_late(error: Exception) -> Response:
+                if isinstance(error, WriteRefused):
+                    return app.finalize_request(self.answer(error), from_error_handler=True)
+                return handle_exception(error)
+
+            app.handle_exception = answer_late  # type: ignore[method-assign,assignment]
 
     def refusing_state(self) -> State | None:
         """The state that makes a transaction beginning now read-only, or ``None``.
@@ -191,7 +236,9 @@ class Protection:
             ) from None
         protection = self
 
-        def begin(conn: Connection) -> None:
+        make_two_phase_read_only = TWO_PHASE.get(engine.dialect.name, make_read_only)
+
+        def begin(conn: Connection, make: Callable[[Connection, bool], None] = make_read_only) -> None:
             state = protection.refusing_state()
             info = conn.info
             key = WATCH_KEY if protection.dry_run else READ_ONLY_KEY
@@ -200,7 +247,11 @@ class Protection:
             else:
                 info[key] = state
             if not protection.dry_run:
-                make_read_only(conn, state is not None)
+                make(conn, state is not None)
+
+        def begin_twophase(conn: Connection, xid: Any) -> None:
+            # Connection.begin_twophase() fires this event instead of "begin".
+            begin(conn, make_two_phase_read_only)
 
         def handle_error(context: ExceptionContext) -> BaseException | None:
             conn = context.connection
@@ -230,6 +281,7 @@ class Protection:
                 protection.write_log.saw(seen, protection.gate.backend)
 
         event.listen(engine, "begin", begin)
+        event.listen(engine, "begin_twophase", begin_twophase)
         if self.dry_run:
             event.listen(engine, "before_cursor_execute", watch)
         else:

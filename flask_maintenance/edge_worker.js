@@ -25,6 +25,9 @@ const OFF = Object.freeze({ active: false, mode: null, retryAfter: SETTINGS.defa
 // keeps it, as the app keeps its last known state), and when the status path is due again.
 let lastKnown = OFF;
 let nextPoll = 0;
+// How long the visitor whose request is due to read the status path waits for it (the origin
+// may be too busy to answer); past it, the last state known stands.
+const STATUS_TIMEOUT_MS = 3000;
 
 export default {
   async fetch(request, env) {
@@ -57,6 +60,7 @@ async function currentState(request, env, now) {
       const status = await fetch(new URL(SETTINGS.statusPath, request.url), {
         headers: { Accept: "application/json" },
         redirect: "manual",
+        signal: AbortSignal.timeout(STATUS_TIMEOUT_MS),
       });
       if (status.status === 200) {
         lastKnown = stateFrom(documentFromStatus(await status.text()), now);

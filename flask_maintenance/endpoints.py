@@ -2,23 +2,29 @@
 
 - ``<status path>``: the public status document that the page polls (no secrets in it).
 - ``<status path>/bypass/<token>``: the secret link that gives an admin the bypass cookie.
+- ``<status path>/banner.js``: the banner script for pages the app does not render.
+- ``<status path>/calendar.ics``: the planned and current windows as an iCalendar feed.
 
-Both are always served, whatever the mode (the gate counts the status path as open).
+All are always served, whatever the mode (the gate counts them as open).
 """
 
 from __future__ import annotations
 
 import logging
+from importlib.resources import files
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from . import times
+from . import ics, times
 from .bypass import safe_next, token_matches
 from .gate import Gate
 from .responses import link_refused, prefers_json, public_status
 
 logger = logging.getLogger("flask_maintenance")
+
+#: The banner script, read once (package data).
+BANNER_JS = files(__package__).joinpath("banner.js").read_bytes()
 
 #: Its name: a blueprint is a feature by its name, so this one is not a word an app would pick.
 BLUEPRINT_NAME = "flask_maintenance"
@@ -43,6 +49,25 @@ def maintenance_status() -> Response:
     elif origin in cors:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.vary.add("Origin")
+    return response
+
+
+@blueprint.get("/banner.js", endpoint="banner_js")
+def maintenance_banner_js() -> WerkzeugResponse:
+    response = Response(BANNER_JS, mimetype="text/javascript")
+    # The same for every state (it polls the status): a browser may keep it for an hour.
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+@blueprint.get("/calendar.ics", endpoint="calendar")
+def maintenance_calendar() -> Response:
+    now = times.utcnow().replace(microsecond=0)
+    response = Response(ics.calendar(_gate().cache.get(), now), mimetype="text/calendar")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Content-Disposition"] = 'inline; filename="maintenance.ics"'
     return response
 
 

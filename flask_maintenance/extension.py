@@ -26,6 +26,7 @@ from .guard import Guard
 from .hook import request_hook
 from .languages import choose
 from .model import FEATURES_ATTRIBUTE, Schedule, State, features_of
+from .notify import Announcer
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
 
 logger = logging.getLogger("flask_maintenance")
@@ -80,7 +81,13 @@ class Maintenance:
         except ConfigurationError as error:
             _raise_config_error(error, app)
         gate = Gate(
-            app, settings, backend, self._bypass_rules, self._features, on_change=_signal_changes(app)
+            app,
+            settings,
+            backend,
+            self._bypass_rules,
+            self._features,
+            on_change=_signal_changes(app),
+            announcer=Announcer(settings.webhooks),
         )
         if settings.protect_database:
             from .database import protect_configured
@@ -252,6 +259,7 @@ class Maintenance:
         *,
         off_on_failure: bool = False,
         report: Callable[[str], None] | None = None,
+        secret: str | None = None,
         app: Flask | None = None,
     ) -> Iterator[State]:
         """Maintenance in at least ``mode`` around a block of a deploy script::
@@ -266,19 +274,31 @@ class Maintenance:
         stays safe while someone looks), unless ``off_on_failure``.
 
         :param report: called with one line each time the state is switched (default: logged).
+        :param secret: a bypass secret for the duration (the deploy's own checks pass with it,
+            in the bypass header); it is set even when the mode already on is strong enough.
         """
         gate = self._gate(app)
         say = report or logger.info
         before = gate.cache.read_now()
-        if before.active and rules.STRENGTH[before.mode or "full"] >= rules.STRENGTH[rules.mode(mode)]:
+        strong_enough = (
+            before.active and rules.STRENGTH[before.mode or "full"] >= rules.STRENGTH[rules.mode(mode)]
+        )
+        if strong_enough and secret is None:
             say(f"Maintenance is already on (mode {before.mode}); left as it is.")
             yield before
             return
         previous = gate.backend.read()
-        # Raising the mode keeps the window, so that admins' bypass cookies go on working.
-        _, lock = gate.writer.enable(mode, retry, message, ends_at)
+        # Raising the mode keeps the window, so that admins' bypass cookies go on working; only
+        # a secret starts a new one (given back with the rest at the end).
+        token_hash = None if secret is None else hash_token(secret)
+        if strong_enough:
+            _, lock = gate.writer.enable(token_hash=token_hash)
+        else:
+            _, lock = gate.writer.enable(mode, retry, message, ends_at, token_hash)
         state = self._fresh(gate)
-        if before.active:
+        if strong_enough:
+            say(f"Maintenance is already on (mode {before.mode}); a bypass secret is set for the duration.")
+        elif before.active:
             say(f"Maintenance raised from mode {before.mode} to {mode} for the duration.")
         else:
             say(f"Maintenance is on (mode {mode}) for the duration.")
@@ -318,6 +338,15 @@ class Maintenance:
     def is_active(self, *, app: Flask | None = None) -> bool:
         """Whether maintenance is on, in any mode."""
         return self.status(app=app).active
+
+    def wait_for_notifications(self, timeout: float = 15.0, *, app: Flask | None = None) -> bool:
+        """Wait until the webhook notifications this process started are delivered or given up
+        (a process exiting waits by itself; this is for tests and long-running scripts).
+
+        :return: whether everything was settled within ``timeout`` seconds.
+        """
+        announcer = self._gate(app).announcer
+        return announcer is None or announcer.wait(timeout)
 
     def settings(self, *, app: Flask | None = None) -> config.Settings:
         """The app's ``MAINTENANCE_*`` config as validated by :meth:`init_app`."""

@@ -19,11 +19,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from .backends import Backend
-from .bypass import BypassCookie, BypassRule, IPAllowlist
+from .bypass import BypassCookie, BypassRule, IPAllowlist, token_matches
 from .cache import StateCache
 from .config import Settings
 from .languages import Choice, choose
 from .model import OFF, Feature, State
+from .notify import Announcer
 from .responses import Answer, banner_header, blocked, prefers_json
 from .signals import request_blocked
 from .writes import Writer
@@ -39,6 +40,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Other extensions' endpoints that are always served: monitoring must go on during maintenance
 #: (``prometheus_metrics`` is prometheus-flask-exporter's ``/metrics``).
 OPEN_ENDPOINTS = frozenset({"prometheus_metrics"})
+#: What the status path serves beside the status itself, in every mode (the banner script,
+#: the calendar of planned windows).
+STATUS_FILES = ("banner.js", "calendar.ics")
 
 
 class Action(enum.Enum):
@@ -140,14 +144,19 @@ class Gate:
         rules: list[BypassRule],
         features: Features,
         on_change: Callable[[State, State], None] | None = None,
+        announcer: Announcer | None = None,
     ) -> None:
         self.settings = settings
         self._app = weakref.ref(app)
         self._on_change = on_change
+        #: Tells of transitions (history, webhooks); the writer and the cache report to it.
+        self.announcer = announcer
         self._warned: set[str] = set()
         self.use_backend(backend)
         self.allowlist = IPAllowlist(settings.allowed_networks)
         self.cookie = BypassCookie(settings.bypass_cookie, settings.bypass_max_age)
+        #: The bypass header as the WSGI environ names it (``HTTP_X_MAINTENANCE_BYPASS``).
+        self.bypass_header = "HTTP_" + settings.bypass_header.upper().replace("-", "_")
         self.rules = rules
         self.features = features
         self.api_paths = PathSet(settings.api_prefixes)
@@ -169,8 +178,8 @@ class Gate:
         """Decide a request from its environ (as the app sees it) and the state.
 
         Cheap checks first: nothing to do; allowed paths and CORS preflights; what the mode
-        lets through; allowed addresses and a valid bypass cookie (both decidable without the
-        app); features named by URL prefix; then what needs the app (bypass rules, the features
+        lets through; allowed addresses, a valid bypass cookie and the bypass header (all
+        decidable without the app); features named by URL prefix; then what needs the app (bypass rules, the features
         of the view, a custom page, signal receivers, the app's CORS headers).
         """
         if state.idle:
@@ -194,6 +203,9 @@ class Gate:
         if (
             self.settings.allowed_networks or self.cookie.name in environ.get("HTTP_COOKIE", "")
         ) and self.bypassed(state, environ):
+            return _verdict((_PASS, state, False, None))
+        # A step of its own: without a bypass secret (the usual case) it is one attribute test.
+        if state.token_hash is not None and self.header_bypassed(state, environ):
             return _verdict((_PASS, state, False, None))
         api_paths = self.api_paths
         as_json = (
@@ -235,13 +247,19 @@ class Gate:
         status = self.settings.status_path
         robots = ("/robots.txt",) if self.settings.serve_robots_txt else ()
         return PathSet(
-            (*self.settings.allowed_paths, f"{status}/bypass", *endpoint_paths), exact=(status, *robots)
+            (*self.settings.allowed_paths, f"{status}/bypass", *endpoint_paths),
+            exact=(status, *(f"{status}/{name}" for name in STATUS_FILES), *robots),
         )
 
     def rules_may_pass(self, environ: WSGIEnvironment) -> bool:
         """Whether one of the app's bypass rules could let this request through."""
         cookies = environ.get("HTTP_COOKIE", "")
         return any(rule.may_pass(cookies) for rule in self.rules)
+
+    def header_bypassed(self, state: State, environ: WSGIEnvironment) -> bool:
+        """Whether the bypass header carries this window's secret (compared in constant time)."""
+        token = environ.get(self.bypass_header)
+        return token is not None and token_matches(token.strip(), state)
 
     def bypassed(self, state: State, environ: WSGIEnvironment) -> bool:
         """Whether an allowed address or a valid bypass cookie lets this request through."""
@@ -346,8 +364,15 @@ class Gate:
         :param check_interval: instead of ``MAINTENANCE_CHECK_INTERVAL``.
         """
         interval = self.settings.check_interval if check_interval is None else check_interval
-        self.cache = StateCache(backend, self.settings.retry_after, interval, on_change=self._on_change)
-        self.writer = Writer(backend, self.settings.retry_after)
+        self.cache = StateCache(backend, self.settings.retry_after, interval, on_change=self._changed)
+        self.writer = Writer(backend, self.settings.retry_after, self.announcer)
+
+    def _changed(self, previous: State, current: State) -> None:
+        """What this process does when its cache sees the state change."""
+        if self._on_change is not None:
+            self._on_change(previous, current)
+        if self.announcer is not None:
+            self.announcer.observe(self.backend, previous, current)
 
     def warn_once(self, message: str) -> None:
         """Log ``message`` with the current traceback once as a warning, then at DEBUG.

@@ -217,7 +217,7 @@ def parse(raw: Raw) -> list[SeenWrite]:
         return []
     try:
         entries = json.loads(raw)["writes"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):  # deep nesting fits in 64 KiB
         return []
     if not isinstance(entries, list):
         return []

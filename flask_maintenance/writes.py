@@ -6,11 +6,16 @@ same checks as its parameter types), then changes the lock and the plan in one
 write lock (``flock`` for files, ``WATCH``/``MULTI`` for Redis): two operators changing the plan
 at the same instant never lose each other's change. A change that changes nothing writes
 nothing, and a plan that cannot be parsed is never overwritten.
+
+Each change that changed something is then told (:mod:`flask_maintenance.notify`): an entry in
+the history and a notification to the webhooks, after the write and outside its lock, so that
+neither makes a write slower or less atomic, and neither can fail it.
 """
 
 from __future__ import annotations
 
 import getpass
+import logging
 import secrets
 import socket
 from collections.abc import Iterable, Mapping
@@ -19,11 +24,20 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+import click
+
 from . import rules, times
 from .backends import Backend, Damaged, Raw
-from .backends.base import MAX_DOCUMENT_BYTES
+from .backends.base import MAX_DOCUMENT_BYTES, Change
 from .errors import ConfigurationError, MaintenanceError
+from .history import Entry, who_am_i
 from .model import NO_FEATURES, NO_MESSAGES, OFF, Feature, Plan, Schedule, State, resolve
+from .notify import Announcer
+
+logger = logging.getLogger("flask_maintenance")
+
+#: The stored (lock, plan) before and after one update.
+Pairs = tuple[tuple[Raw, Raw], tuple[Raw, Raw]]
 
 
 class Writer:
@@ -31,11 +45,13 @@ class Writer:
 
     :param backend: where the lock (and, beside it, the plan) lives.
     :param default_retry: ``MAINTENANCE_RETRY_AFTER``, to read a lock that sets none.
+    :param announcer: tells of every change (history, webhooks); ``None`` tells nobody.
     """
 
-    def __init__(self, backend: Backend, default_retry: int) -> None:
+    def __init__(self, backend: Backend, default_retry: int, announcer: Announcer | None = None) -> None:
         self.backend = backend
         self.default_retry = default_retry
+        self.announcer = announcer
 
     def enable(
         self,
@@ -116,7 +132,14 @@ class Writer:
                 )
             return data, plan
 
-        self.backend.update(change)
+        pairs = self._update(change)
+        self._tell(
+            pairs,
+            "on" if before is None else "update",
+            mode=after.mode,
+            message=after.message,
+            until=after.ends_at,
+        )
         return before, after
 
     def disable(self) -> bool:
@@ -131,7 +154,7 @@ class Writer:
             was_on = lock is not None or started
             return None, _stored(replace(plan, schedule=None) if started else plan)
 
-        self.backend.update(change)
+        self._tell(self._update(change), "off")
         return was_on
 
     def schedule(
@@ -164,7 +187,7 @@ class Writer:
             replaced = plan.schedule
             return lock, _stored(replace(plan, schedule=window))
 
-        self.backend.update(change)
+        self._tell(self._update(change), "schedule", **_window(window))
         return window, replaced
 
     def cancel(self) -> Schedule | None:
@@ -177,7 +200,9 @@ class Writer:
             cancelled = plan.schedule
             return lock, _stored(replace(plan, schedule=None))
 
-        self.backend.update(change)
+        pairs = self._update(change)
+        if cancelled is not None:
+            self._tell(pairs, "cancel", **_window(cancelled))
         return cancelled
 
     def switch_feature_off(self, name: str, message: str | None = None) -> bool:
@@ -195,7 +220,7 @@ class Writer:
             started_at = now if current is None else current.started_at
             return lock, _stored(plan.with_feature(Feature(name, message, started_at)))
 
-        self.backend.update(change)
+        self._tell(self._update(change), "feature-off", feature=name, message=message)
         return was_on
 
     def switch_feature_on(self, name: str) -> bool:
@@ -209,12 +234,12 @@ class Writer:
             was_off = name in plan.features
             return lock, _stored(plan.without_feature(name))
 
-        self.backend.update(change)
+        self._tell(self._update(change), "feature-on", feature=name)
         return was_off
 
     def restore_lock(self, previous: Raw) -> None:
         """Put back a lock read earlier, whatever is there now (``Maintenance.enabled``)."""
-        self.backend.update(lambda lock, plan: (previous, plan))
+        self._tell_lock(self._update(lambda lock, plan: (previous, plan)))
 
     def replace_lock(self, expected: Raw, new: Raw) -> bool:
         """Write ``new`` as the lock only if it still holds ``expected`` (what this process wrote).
@@ -229,8 +254,51 @@ class Writer:
             replaced = lock == expected
             return (new if replaced else lock), plan
 
-        self.backend.update(change)
+        self._tell_lock(self._update(change))
         return replaced
+
+    def _update(self, change: Change) -> Pairs | None:
+        """Run ``change`` in the backend's update; what was stored before and after it, or
+        ``None`` when it wrote nothing."""
+        seen: list[Pairs] = []
+
+        def recording(lock: Raw, plan: Raw) -> tuple[Raw, Raw]:
+            new = change(lock, plan)
+            seen[:] = [((lock, plan), new)]  # Redis may run it again: the last run is the one
+            return new
+
+        self.backend.update(recording)
+        return seen[0] if seen and seen[0][0] != seen[0][1] else None
+
+    def _tell(self, pairs: Pairs | None, event: str, **fields: Any) -> None:
+        """Tell the announcer of a change that wrote something."""
+        if pairs is None or self.announcer is None:
+            return
+        (lock, plan) = pairs[1]
+        state = resolve(
+            State.parse(lock, self.default_retry)[0], Plan.parse(plan)[0], self._now(), self.default_retry
+        )
+        # Under a Click command (the `flask` command, or a test's CLI runner): the command line.
+        origin = "cli" if click.get_current_context(silent=True) is not None else "python"
+        entry = Entry(at=self._now(), event=event, who=who_am_i(_user()), origin=origin, **fields)
+        try:
+            self.announcer.announce(self.backend, entry, state)
+        except Exception:  # the change is written: telling of it must never look like it failed
+            logger.warning("the maintenance change was made but not recorded or announced", exc_info=True)
+
+    def _tell_lock(self, pairs: Pairs | None) -> None:
+        """Tell of a lock put back as it was (``enabled``, ``window``, ``run``)."""
+        if pairs is None:
+            return
+        before, after = (
+            State.parse(pairs[0][0], self.default_retry)[0],
+            State.parse(pairs[1][0], self.default_retry)[0],
+        )
+        if not after.active:
+            self._tell(pairs, "off")
+        else:
+            event = "update" if before.active else "on"
+            self._tell(pairs, event, mode=after.mode, message=after.message, until=after.ends_at)
 
     def _plan(self, raw: Raw) -> Plan:
         plan, _ = Plan.parse(raw)
@@ -253,6 +321,16 @@ def _stored(plan: Plan) -> bytes | None:
             f"({len(plan.features)} features switched off): switch some back on first"
         )
     return data
+
+
+def _window(window: Schedule) -> dict[str, Any]:
+    """What the history says of a planned window."""
+    return {
+        "mode": window.mode,
+        "message": window.message,
+        "until": window.ends_at,
+        "starts_at": window.starts_at,
+    }
 
 
 def _user() -> str | None:

@@ -126,7 +126,11 @@ class TestOn:
         assert app.config["MAINTENANCE_LOCK_FILE"] == str(instance / "maintenance.lock")
         assert_ok(invoke(app, "on"))
         assert (instance / "maintenance.lock").is_file()
-        assert sorted(os.listdir(instance)) == ["maintenance.lock", "maintenance.lock.flock"]
+        assert sorted(os.listdir(instance)) == [
+            "maintenance.lock",
+            "maintenance.lock.flock",
+            "maintenance.lock.history",
+        ]
 
 
 class TestSecret:
@@ -178,7 +182,11 @@ class TestOffAndStatus:
         assert_ok(result)
         assert "OFF" in result.stdout
         assert not lock_file.exists()
-        assert sorted(os.listdir(lock_file.parent)) == [f"{lock_file.name}.flock"]  # no plan, no temp file
+        # No plan, no temp file; the history of the switch stays.
+        assert sorted(os.listdir(lock_file.parent)) == [
+            f"{lock_file.name}.flock",
+            f"{lock_file.name}.history",
+        ]
         assert app.test_client().get("/").status_code == 200
         assert_ok(invoke(app, "off"))  # already off: not an error
 

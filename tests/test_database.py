@@ -21,10 +21,10 @@ from database_app import Visit, create_app, db
 from database_servers import DatabaseServer, Postgres
 from database_servers import mariadb as mariadb  # the session's servers
 from database_servers import postgres as postgres
-from flask import Flask
+from flask import Flask, request
 from servers import FLASK, RedisServer
 from servers import redis_server as redis_server
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy.pool import NullPool
 
 from flask_maintenance import ConfigurationError, Maintenance, MaintenanceActive
@@ -81,6 +81,16 @@ def maintenance_of(app: Flask) -> Maintenance:
     return extension
 
 
+def readonly_engine(make_db_app: DbApp) -> tuple[Flask, Maintenance, Engine]:
+    """A new app in readonly, its extension, and its engine (to use outside the app)."""
+    app = make_db_app()
+    maintenance = maintenance_of(app)
+    with app.app_context():
+        engine: Engine = db.engine
+    maintenance.enable(mode="readonly", app=app)
+    return app, maintenance, engine
+
+
 def cli(app: Flask, *args: str) -> Result:
     return app.test_cli_runner().invoke(args=list(args))
 
@@ -130,6 +140,28 @@ class TestRequests:
         response = app.test_client().get("/admin/fix")
         assert (response.status_code, response.text) == (200, "fixed")
         assert rows(database_url) == 1
+
+    def test_a_write_after_the_view_gets_the_503_too(self, make_db_app: DbApp, database_url: str) -> None:
+        app = make_db_app()
+
+        @app.after_request
+        def audit(response: Any) -> Any:  # an audit row written once the view has answered
+            if "boom" in request.args:
+                raise RuntimeError("the app's own error")
+            if request.path == "/visits/count":
+                db.session.add(Visit(page="audit"))
+                db.session.commit()
+            return response
+
+        maintenance_of(app).enable(mode="readonly", retry=30, app=app)
+        page = app.test_client().get("/visits/count")
+        assert page.status_code == 503
+        assert (page.headers["Retry-After"], page.mimetype) == ("30", "text/html")
+        api = app.test_client().get("/visits/count", headers={"Accept": "application/json"})
+        assert (api.status_code, api.mimetype) == (503, "application/problem+json")
+        assert rows(database_url) == 0
+        # The app's other errors there are still its own 500.
+        assert app.test_client().get("/?boom=1").status_code == 500
 
     @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the database plays no part
     def test_banner_mode_leaves_writes_alone(self, make_db_app: DbApp, database_url: str) -> None:
@@ -240,6 +272,45 @@ class TestPythonCode:
             # The very same database connection: no reconnect was needed.
             assert connection.connection.dbapi_connection is raw
         assert rows(database_url) == 3
+
+    def test_an_autocommit_connection_is_read_only_too_and_writable_after(
+        self, make_db_app: DbApp, database_url: str
+    ) -> None:
+        app, maintenance, engine = readonly_engine(make_db_app)
+        # Each statement is its own transaction: the database must refuse it all the same.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            raw = connection.connection.dbapi_connection
+            with pytest.raises(MaintenanceActive):
+                connection.execute(insert(Visit).values(page="autocommit"))
+        assert rows(database_url) == 0
+
+        maintenance.disable(app=app)
+        # The same pooled connection, back in transactions, then in autocommit again.
+        with engine.begin() as connection:
+            assert connection.connection.dbapi_connection is raw
+            connection.execute(insert(Visit).values(page="after"))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(insert(Visit).values(page="after, autocommit"))
+        assert rows(database_url) == 2
+
+    @pytest.mark.parametrize("database_url", ["postgres", "mariadb"], indirect=True)  # no 2PC in SQLite
+    def test_a_two_phase_transaction_is_read_only_too_and_writable_after(
+        self, make_db_app: DbApp, database_url: str
+    ) -> None:
+        app, maintenance, engine = readonly_engine(make_db_app)
+        with engine.connect() as connection:
+            transaction = connection.begin_twophase()
+            with pytest.raises(MaintenanceActive):
+                connection.execute(insert(Visit).values(page="two-phase"))
+            transaction.rollback()
+
+            maintenance.disable(app=app)
+            with connection.begin():
+                connection.execute(insert(Visit).values(page="after"))
+            transaction = connection.begin_twophase()
+            connection.execute(insert(Visit).values(page="two-phase, after"))  # accepted
+            transaction.rollback()  # (preparing it needs max_prepared_transactions)
+        assert rows(database_url) == 1
 
     def test_a_plain_engine_is_protected_too(self, tmp_path: Path, database_url: str) -> None:
         app = Flask(__name__, instance_path=str(tmp_path / "instance"))
@@ -467,6 +538,20 @@ class TestDryRun:
         assert len(lines) == 4  # the heading and three entries, each on one line
         assert "\x1b" not in report.stdout and "\r" not in report.stdout
         assert all(len(line) < 1200 for line in lines)
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the database plays no part
+    def test_a_deeply_nested_report_neither_fails_the_write_nor_the_command(
+        self, make_db_app: DbApp, database_url: str, tmp_path: Path
+    ) -> None:
+        app = make_db_app(MAINTENANCE_PROTECT_DATABASE="log")
+        document = FileBackend(str(tmp_path / "maintenance.lock")).sibling("writes")
+        document.write(b"[" * 60_000)  # within the size bound, deeper than json can recurse
+        maintenance_of(app).enable(mode="readonly", app=app)
+        assert app.test_client().get("/").status_code == 200
+        assert rows(database_url) == 1
+        report = cli(app, "maintenance", "report-writes")
+        assert report.exit_code == 0, report.output
+        assert "1 write seen during maintenance:" in report.stdout
 
 
 def _line_of(fragment: str, path: Path = HERE / "database_app.py", after: str | None = None) -> int:

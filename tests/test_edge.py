@@ -1,7 +1,7 @@
 """Maintenance at the edge: the Worker `flask maintenance edge-worker` writes, run in Cloudflare's
 own runtime (workerd, through Miniflare from .ci/node_modules) in front of a real gunicorn.
 
-Four Workers run side by side (tests/edge_runner.mjs): one reading KV, one reading the app's
+Workers run side by side (tests/edge_runner.mjs): one reading KV, some reading the app's
 status path, and two in front of origins that fail (a server answering with errors, and a port
 nothing listens on). Whether the origin saw a request is read from gunicorn's access log.
 """
@@ -76,9 +76,15 @@ class LoggedGunicorn(Gunicorn):
 
 
 class FailingOrigin(BaseHTTPRequestHandler):
-    """An origin that answers ``/fail/<status>`` with that status (``503-ours`` is the app's)."""
+    """An origin that answers ``/fail/<status>`` with that status (``503-ours`` is the app's),
+    and holds its status path until :attr:`status_released` is set (a busy origin)."""
+
+    status_released = threading.Event()
 
     def do_GET(self) -> None:
+        if self.path == "/_maintenance":
+            self.status_released.wait(TIMEOUT * 2)
+            return  # closed unanswered
         match = re.fullmatch(r"(?:/api)?/fail/([0-9]{3})(-ours)?", self.path)
         status = int(match.group(1)) if match else 200
         body = b"origin's own answer" if match is None or match.group(2) else b"bare error from a server"
@@ -182,6 +188,12 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
                 "kv": True,
             },
             {
+                "name": "failing-status",
+                "script": workers["worker-status.js"],
+                "upstream": f"http://{HOST}:{failing.server_port}",
+                "kv": False,
+            },
+            {
                 "name": "dead",
                 "script": workers["worker.js"],
                 "upstream": f"http://{HOST}:{free_port()}",
@@ -207,6 +219,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
             if runner.stdout is not None:
                 runner.stdout.close()
         origin.stop()
+        FailingOrigin.status_released.set()
         failing.shutdown()
         failing.server_close()
 
@@ -284,7 +297,9 @@ class TestSource:
         assert settings["openPaths"] == {
             "exact": [
                 "/shop/_maintenance",
+                "/shop/_maintenance/banner.js",
                 "/shop/_maintenance/bypass",
+                "/shop/_maintenance/calendar.ics",
                 "/shop/health",
                 "/shop/metrics",
                 "/shop/robots.txt",
@@ -613,6 +628,14 @@ class TestFailingOrigin:
     def test_during_maintenance_the_page_says_when(self, edge_off: Edge) -> None:
         edge_off.put("dead", lock_document(retry=45))
         assert_edge_page(edge_off.get("dead", "/health/live"), 45)
+
+    def test_a_status_path_that_does_not_answer_holds_no_visitor(self, edge_off: Edge) -> None:
+        # The origin takes the request for its status path and never answers it (every worker
+        # busy): the visitor whose request is due to read it is answered all the same, with the
+        # last state known (none yet: forwarded).
+        assert not FailingOrigin.status_released.is_set()
+        answer = edge_off.get("failing-status", "/fail/404")  # within the client's timeout
+        assert (answer.status, answer.text) == (404, "bare error from a server")
 
 
 # -- the state from the origin's status path -------------------------------------------------

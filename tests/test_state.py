@@ -321,12 +321,16 @@ class TestRoundTrip:
 
 
 class TestAtomicWrite:
-    def test_enable_leaves_only_the_lock_file_and_its_update_lock(
+    def test_enable_leaves_only_the_lock_file_its_update_lock_and_history(
         self, app: Flask, maintenance: Maintenance, lock_file: Path
     ) -> None:
         for mode in MODES:
             maintenance.enable(mode=mode, message=f"now {mode}", app=app)
-        assert sorted(os.listdir(lock_file.parent)) == [lock_file.name, f"{lock_file.name}.flock"]
+        assert sorted(os.listdir(lock_file.parent)) == [
+            lock_file.name,
+            f"{lock_file.name}.flock",
+            f"{lock_file.name}.history",
+        ]
         # Readable by the proxy and other users, not just the one who switched it on.
         assert stat.S_IMODE(lock_file.stat().st_mode) == 0o644
 

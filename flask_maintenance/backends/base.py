@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 #: No document is larger: a bigger one is damaged when read and refused when written.
 MAX_DOCUMENT_BYTES = 64 * 1024
+#: No history entry is larger: a longer line is refused when written and skipped when read.
+MAX_ENTRY_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,26 @@ class Backend(abc.ABC):
     def read_many(self, backends: Sequence[Backend]) -> list[Raw]:
         """Read several documents (this one and its siblings) in as few round trips as possible."""
         return [backend.read() for backend in backends]
+
+    def append_history(self, entry: bytes) -> None:
+        """Append one entry (a line of JSON, at most :data:`MAX_ENTRY_BYTES`) to the history kept
+        beside the document. A backend that keeps no history ignores it.
+
+        :raises BackendError: when it cannot be written (callers never let that fail a switch).
+        """
+        return None  # optional on purpose: a backend of an app's own may keep no history
+
+    def read_history(self, limit: int) -> list[bytes]:
+        """The last ``limit`` entries, oldest first, as stored (callers parse them tolerantly)."""
+        return []
+
+    def claim(self, name: str) -> bool:
+        """Whether this call is the first, of every process sharing the backend, to claim ``name``.
+
+        How a window that starts or ends by itself is announced once for the whole fleet. A
+        backend that cannot tell says yes.
+        """
+        return True
 
     def stamp(self) -> Hashable | None:
         """A cheap fingerprint that changes whenever the document may have changed.

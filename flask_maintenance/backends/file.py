@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import stat
 import tempfile
@@ -12,11 +13,16 @@ from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
 from ..errors import BackendError
-from .base import MAX_DOCUMENT_BYTES, Backend, Change, Damaged, Raw
+from .base import MAX_DOCUMENT_BYTES, MAX_ENTRY_BYTES, Backend, Change, Damaged, Raw
 
 #: How long an update waits for another one to finish before giving up.
 LOCK_TIMEOUT = 10.0
+#: The history file is moved to ``<lock file>.history.1`` (replacing the one before) at this size.
+MAX_HISTORY_BYTES = 1024 * 1024
+#: How many claimed names ``<lock file>.claims`` remembers (a few per window are made).
+CLAIMS_KEPT = 64
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class FileBackend(Backend):
@@ -104,6 +110,48 @@ class FileBackend(Backend):
                 else:
                     backend.write(after)
 
+    def append_history(self, entry: bytes) -> None:
+        """Append to ``<lock file>.history`` with one ``write`` on an ``O_APPEND`` descriptor:
+        lines from several processes never interleave, and no lock is taken (a switch is not
+        slowed down). At :data:`MAX_HISTORY_BYTES` the file is rotated, under the update lock."""
+        if len(entry) > MAX_ENTRY_BYTES:
+            raise BackendError(f"a history entry is larger than {MAX_ENTRY_BYTES // 1024} KiB")
+        path = self._history_path()
+        self._directory(create=True)
+        for attempt in range(2):
+            fd = self._open_history(path)
+            try:
+                if os.fstat(fd).st_size + len(entry) <= MAX_HISTORY_BYTES or attempt:
+                    os.write(fd, entry)
+                    return
+            except OSError as error:
+                raise BackendError(f"cannot write the history {path}: {_reason(error)}") from error
+            finally:
+                os.close(fd)
+            self._rotate(path, len(entry))
+
+    def read_history(self, limit: int) -> list[bytes]:
+        path = self._history_path()
+        lines = _tail_lines(f"{path}.1", limit) + _tail_lines(path, limit)
+        return lines[-limit:] if limit > 0 else []
+
+    def claim(self, name: str) -> bool:
+        """Remember ``name`` in ``<lock file>.claims`` under the update lock; a damaged list
+        is started again (the worst case is an announcement made twice, never one lost)."""
+        claims = self.sibling("claims")
+        with self._exclusive():
+            raw = claims.read()
+            try:
+                names = json.loads(raw) if isinstance(raw, bytes) else []
+            except ValueError:
+                names = []
+            if not isinstance(names, list):
+                names = []
+            if name in names:
+                return False
+            claims.write(json.dumps([*names[-(CLAIMS_KEPT - 1) :], name]).encode())
+            return True
+
     def sibling(self, name: str) -> FileBackend:
         return FileBackend(f"{self.path}.{name}", create_directory=self.create_directory)
 
@@ -129,6 +177,31 @@ class FileBackend(Backend):
             except OSError as error:
                 raise BackendError(f"cannot create the folder {directory}: {_reason(error)}") from error
         return directory
+
+    def _history_path(self) -> str:
+        return f"{self.path}.history"
+
+    def _open_history(self, path: str) -> int:
+        try:
+            fd = os.open(path, _APPEND_FLAGS, 0o644)
+        except OSError as error:  # a FIFO without a reader (ENXIO), a symlink (ELOOP), ...
+            raise BackendError(f"cannot write the history {path}: {_reason(error)}") from error
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise BackendError(f"cannot write the history {path}: not a regular file")
+        return fd
+
+    def _rotate(self, path: str, needed: int) -> None:
+        """Move a full history aside; under the update lock, so that two writers finding it
+        full at once rotate it once."""
+        with self._exclusive():
+            try:
+                if os.lstat(path).st_size + needed > MAX_HISTORY_BYTES:
+                    os.replace(path, f"{path}.1")
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                raise BackendError(f"cannot rotate the history {path}: {_reason(error)}") from error
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -177,6 +250,35 @@ def _read_up_to(fd: int, limit: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+def _tail_lines(path: str, limit: int) -> list[bytes]:
+    """The last ``limit`` complete lines of a history file, read from at most its last
+    :data:`MAX_HISTORY_BYTES` (a file grown by hand is not read whole).
+
+    :raises BackendError: when something other than a regular file is there, or it cannot be read.
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise BackendError(f"cannot read the history {path}: {_reason(error)}") from error
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise BackendError(f"cannot read the history {path}: not a regular file")
+        start = max(0, info.st_size - MAX_HISTORY_BYTES)
+        os.lseek(fd, start, os.SEEK_SET)
+        data = _read_up_to(fd, MAX_HISTORY_BYTES)
+    except OSError as error:
+        raise BackendError(f"cannot read the history {path}: {_reason(error)}") from error
+    finally:
+        os.close(fd)
+    lines = data.split(b"\n")
+    if start:
+        lines = lines[1:]  # the first one began before what was read
+    return [line for line in lines if line.strip()][-limit:] if limit > 0 else []
 
 
 def _reason(error: OSError) -> str:

@@ -6,12 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BackendError, ConfigurationError
-from .base import MAX_DOCUMENT_BYTES, Backend, Change, Damaged, Raw
+from .base import MAX_DOCUMENT_BYTES, MAX_ENTRY_BYTES, Backend, Change, Damaged, Raw
 from .urls import describe_url
 
 #: Short on purpose: a slow Redis must not hold requests; the cache keeps the last state.
 SOCKET_TIMEOUT = 0.25
 DEFAULT_KEY = "flask-maintenance:state"
+#: About this many entries are kept in the history stream (``XADD ... MAXLEN ~``).
+HISTORY_LENGTH = 1000
+#: How long a claimed name is remembered: longer than any window's announcements take.
+CLAIM_SECONDS = 7 * 24 * 3600
 #: An update retries this often when another writer changed a key under it, then gives up.
 MAX_UPDATE_ATTEMPTS = 50
 
@@ -115,6 +119,37 @@ class RedisBackend(Backend):
         raise BackendError(
             f"cannot write the state in {self.describe()}: it kept changing under "
             f"{MAX_UPDATE_ATTEMPTS} attempts; try again"
+        )
+
+    def append_history(self, entry: bytes) -> None:
+        """``XADD`` to the capped stream ``<key>:history``."""
+        if len(entry) > MAX_ENTRY_BYTES:
+            raise BackendError(f"a history entry is larger than {MAX_ENTRY_BYTES // 1024} KiB")
+        key = f"{self.key}:history"
+        self._call(
+            "write the history of",
+            lambda: self.client.xadd(key, {"entry": entry}, maxlen=HISTORY_LENGTH, approximate=True),
+        )
+
+    def read_history(self, limit: int) -> list[bytes]:
+        if limit <= 0:
+            return []
+        key = f"{self.key}:history"
+        replies = self._call("read the history of", lambda: self.client.xrevrange(key, count=limit))
+        entries = []
+        for _, fields in reversed(replies):
+            value = fields.get(b"entry", fields.get("entry")) if isinstance(fields, dict) else None
+            # A hand-made entry without the field reads as an empty (invalid) line.
+            entries.append(value.encode() if isinstance(value, str) else bytes(value or b""))
+        return entries
+
+    def claim(self, name: str) -> bool:
+        """``SET <key>:claim:<name> NX``: exactly one process of the fleet gets a yes."""
+        key = f"{self.key}:claim:{name}"
+        return bool(
+            self._call(
+                "claim an announcement for", lambda: self.client.set(key, b"1", ex=CLAIM_SECONDS, nx=True)
+            )
         )
 
     def sibling(self, name: str) -> RedisBackend:
