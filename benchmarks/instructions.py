@@ -13,7 +13,12 @@ layout moves a refusal's count by a few hundred); so the counter's line is price
 the ``fast`` app after its warm-up, N times ``next(answer.counter)`` on the answer the fast path sends
 (the very line it runs per refusal) minus N times an empty loop.
 
-Run as a script it is the child: ``instructions.py VARIANT LOCK N [count|idle]``.
+It also prices the heartbeat that each serving process publishes once per check interval for
+``--wait`` (issue 14): N calls of ``Worker.publish()`` in the ``off`` app (one small file written
+beside the lock) minus N times an empty loop, so that its cost per interval can be set against
+the requests a worker serves in that interval.
+
+Run as a script it is the child: ``instructions.py VARIANT LOCK N [count|idle|heartbeat]``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ WARM_UP = 50
 #: price it (its runs differ only by their loop's body, so the figure repeats exactly).
 COUNT_BUDGET = 0.02
 COUNT_CALLS = 20_000
+#: How many heartbeats price one (each writes a file: fewer than the counter's calls).
+HEARTBEAT_CALLS = 2_000
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
@@ -51,6 +58,9 @@ def run(folder: str, valgrind: str, requests: int) -> dict[str, float]:
         if name == "fast":
             loops = [_count(valgrind, variant, lock, COUNT_CALLS, loop) for loop in ("idle", "count")]
             per_request["counting"] = (loops[1] - loops[0]) / COUNT_CALLS
+        if name == "off":
+            loops = [_count(valgrind, variant, lock, HEARTBEAT_CALLS, loop) for loop in ("idle", "heartbeat")]
+            per_request["heartbeat"] = (loops[1] - loops[0]) / HEARTBEAT_CALLS
         if locked:
             os.remove(lock)
     return per_request
@@ -72,12 +82,16 @@ def report(per_request: dict[str, float], requests: int) -> tuple[str, list[str]
             f"  hello / fast-path 503      {hello_fast:.1f}×   target ≥ 10×: {'ok' if hello_fast >= 10 else 'MISSED'}",
             f"  counting / fast-path 503   {counting:.2%}  ({per_request['counting']:,.0f} instructions per"
             f" next(answer.counter))   target < {COUNT_BUDGET:.0%}: {counting_ok}",
+            f"  heartbeat per interval     {per_request['heartbeat'] / 1000:,.1f}k instructions"
+            f" (= {per_request['heartbeat'] / per_request['off']:.2f} requests while off; one small file"
+            " written per check interval)",
         ]
     )
     summary = [
         f"instructions off/bare        {off_bare:.3f}    (≥ 0.98)  {'ok' if off_bare >= 0.98 else 'MISSED'}",
         f"instructions hello / 503     {hello_fast:.1f}×    (≥ 10×)   {'ok' if hello_fast >= 10 else 'MISSED'}",
         f"instructions counting / 503  {counting:.2%}    (< {COUNT_BUDGET:.0%})    {counting_ok}",
+        f"instructions heartbeat       {per_request['heartbeat'] / 1000:,.1f}k per check interval",
     ]
     return text, summary
 
@@ -113,17 +127,26 @@ def _child(variant: str, lock: str, requests: int, loop: str | None) -> None:
     call = make_call(app)
     for _ in range(WARM_UP):
         call()
+    # The heartbeat is a cost per interval, priced on its own (the "heartbeat" loop): under
+    # valgrind an interval's beat would fall on some fifty times fewer requests than in real
+    # time, so its thread (started by the first request) ends before the counted ones.
+    gate = getattr(app.wsgi_app, "gate", None)
+    if gate is not None:
+        gate.worker.stop()  # and waits for its thread to end
     if loop is None:
         for _ in range(requests):
             call()
         return
-    # The answer the fast path sent: the same key as the warm-up's requests.
-    gate = app.wsgi_app.gate  # type: ignore[attr-defined]
-    answer = gate.answer(gate.cache.get(), False)
     if loop == "idle":
         for _ in range(requests):
             pass
         return
+    if loop == "heartbeat":
+        for _ in range(requests):
+            gate.worker.publish()
+        gate.worker.stop()  # removes the record
+        return
+    answer = gate.answer(gate.cache.get(), False)
     before = gate.refusal_counts()
     for _ in range(requests):
         next(answer.counter)

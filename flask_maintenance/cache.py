@@ -35,6 +35,8 @@ class _Document(Generic[T]):
         self._stamp: Hashable | None = None
         self._next_stamp: Hashable | None = None
         self._damaged: str | None = None
+        #: The digest of the content read last (see :func:`state_version`).
+        self.digest = _digest(None)
 
     def stale(self) -> bool:
         """Whether the document must be read again (its stamp is unknown or has changed)."""
@@ -53,6 +55,7 @@ class _Document(Generic[T]):
                 self._damaged = digest
                 logger.warning("%s (%s)", problem, self.backend.describe())
         self.value, self._stamp = value, self._next_stamp
+        self.digest = _digest(raw)
 
     def forget(self) -> None:
         self._stamp = None
@@ -90,6 +93,9 @@ class StateCache:
         self._plan_document = _Document(backend.sibling("plan"), Plan.parse)
         self._mutex = threading.Lock()
         self._state = OFF
+        #: The version of the stored state that :meth:`get` gives (see :func:`state_version`).
+        self.version = state_version(None, None)
+        self._digests = (_digest(None), _digest(None))
         self._fresh_until = float("-inf")
         self._known = False
         # The windows whose long full maintenance was logged (see State.long_outage).
@@ -113,10 +119,18 @@ class StateCache:
         try:
             if self._timer() >= self._fresh_until:
                 self._remember(self._read())
+                self._new_version()
                 self._fresh_until = self._timer() + self.interval if self.interval else float("-inf")
             return self._state
         finally:
             self._mutex.release()
+
+    def view(self) -> tuple[State, str, bool]:
+        """What this process enforces, without reading anything: the state :meth:`get` gives,
+        its version, and whether the interval has run out (then the next :meth:`get` reads the
+        backend first, so the state stored by then is what the next request enforces)."""
+        version = self.version  # first: the state set before it is at least as new
+        return self._state, version, self._timer() >= self._fresh_until
 
     def clear(self) -> None:
         """Forget the last read, so that the next ``get`` reads the backend (after a write)."""
@@ -143,6 +157,14 @@ class StateCache:
         lock, plan = self._lock_document.value, self._plan_document.value
         assert lock is not None and plan is not None  # both were read at least once above
         return resolve(lock, plan, times.utcnow(), self.default_retry)
+
+    def _new_version(self) -> None:
+        """Take the version of what was just remembered: after the state, never before, so that
+        whoever sees the new version (a heartbeat) also gets the new state from :meth:`get`."""
+        digests = (self._lock_document.digest, self._plan_document.digest)
+        if digests != self._digests:
+            self._digests = digests
+            self.version = _combined(*digests)
 
     def _read(self) -> State:
         """Read under the mutex the caller holds; on failure, the last known state."""
@@ -175,3 +197,23 @@ class StateCache:
                 logger.info("maintenance is off")
             if self._on_change is not None:
                 self._on_change(previous, state)
+
+
+def state_version(lock: Raw, plan: Raw) -> str:
+    """A short version of the stored lock and plan: every write changes one of them, so every
+    write changes it. Workers publish the version they enforce; ``--wait`` compares."""
+    return _combined(_digest(lock), _digest(plan))
+
+
+def _digest(raw: Raw) -> bytes:
+    if raw is None:
+        content = b"none"
+    elif isinstance(raw, Damaged):
+        content = b"damaged:" + raw.reason.encode()
+    else:
+        content = b"document:" + raw
+    return hashlib.blake2b(content, digest_size=16).digest()
+
+
+def _combined(lock_digest: bytes, plan_digest: bytes) -> str:
+    return hashlib.blake2b(lock_digest + plan_digest, digest_size=6).hexdigest()

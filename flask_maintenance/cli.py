@@ -18,7 +18,7 @@ import click
 from flask import Flask, appcontext_pushed, current_app
 from flask.cli import AppGroup, FlaskGroup, ScriptInfo
 
-from . import rules, times
+from . import drain, rules, times
 from .backends import FileBackend
 from .bypass import new_token
 from .errors import BackendError, ConfigurationError, MaintenanceError
@@ -28,6 +28,8 @@ from .times import format_instant
 
 #: Commands that run whatever the state: this group, and Flask's own.
 ALWAYS_EXEMPT = frozenset({"maintenance", "run", "shell", "routes"})
+# In a command's ``ctx.meta`` once the gate has let it run: later app contexts are its own work.
+_CHECKED = "flask_maintenance.checked"
 
 
 class MaintenanceCommandError(click.ClickException):
@@ -122,6 +124,19 @@ def _mode_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
     return click.option("--mode", type=MODE, default="full", metavar="|".join(rules.MODES), help=help)
 
 
+def _wait_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--wait [SECONDS]``: a number of seconds, or the default when given alone."""
+    return click.option(
+        "--wait",
+        "wait_seconds",
+        type=SECONDS,
+        is_flag=False,
+        flag_value=int(drain.DEFAULT_WAIT),
+        metavar="[SECONDS]",
+        help=help,
+    )
+
+
 def _extension() -> Any:
     return current_app.extensions["maintenance"]
 
@@ -174,6 +189,10 @@ def _end(
     "--feature", type=FEATURE, metavar="NAME", help="Switch off just this feature (a blueprint's name, say)."
 )
 @click.option("--force", is_flag=True, help="With --feature: a name the app does not know (yet).")
+@_wait_option(
+    "Return once every worker enforces the new state and, for readonly and full, the writes "
+    "that started before are done (default 30 s; exit 1 after that)."
+)
 @click.option(
     "--base-url",
     type=BASE_URL,
@@ -190,11 +209,13 @@ def maintenance_on(
     secret: bool,
     feature: str | None,
     force: bool,
+    wait_seconds: int | None,
     base_url: str | None,
 ) -> None:
     """Switch maintenance on; while on, change only what the options name.
 
-    --secret prints a new bypass link and revokes earlier links and cookies.
+    --secret prints a new bypass link and revokes earlier links and cookies. --wait returns only
+    when every worker of every server has switched, and no write from before is running.
     """
     ends_at = _end(until, duration)
     if feature is not None and (mode is not None or retry is not None or ends_at or secret or translations):
@@ -230,6 +251,8 @@ def maintenance_on(
         if not (base_url or current_app.config.get("SERVER_NAME")):
             click.echo("  (a path: append it to your site's address, or give --base-url)")
         click.echo("  (shown once; anyone with it can use the site until the next --secret or `off`)")
+    if wait_seconds is not None:
+        _wait_or_fail(wait_seconds, state, f"maintenance is ON (mode {state.mode}) all the same")
 
 
 def _stored() -> tuple[State, Plan]:
@@ -279,7 +302,8 @@ def _check_known_feature(name: str, force: bool) -> None:
 
 @maintenance_group.command("off")
 @click.option("--feature", type=FEATURE, metavar="NAME", help="Switch just this feature back on.")
-def maintenance_off(feature: str | None) -> None:
+@_wait_option("Return once every worker serves normally again (default 30 s; exit 1 after that).")
+def maintenance_off(feature: str | None, wait_seconds: int | None) -> None:
     """Switch maintenance off (saying so if it was already off)."""
     try:
         changed = _extension().disable(feature=feature)
@@ -291,7 +315,24 @@ def maintenance_off(feature: str | None) -> None:
         )
     elif not changed:
         click.echo("Maintenance was already OFF; nothing changed")
-    _describe(_extension().status())
+    state = _extension().status()
+    _describe(state)
+    if wait_seconds is not None:
+        _wait_or_fail(wait_seconds, state, "maintenance is OFF all the same")
+
+
+def _wait_for_workers(seconds: int, state: State, say: Callable[[str], None] = click.echo) -> str | None:
+    """``--wait``: what remains after ``seconds``, or ``None`` once every worker is done."""
+    try:
+        return drain.wait_in_terminal(_extension().backend(), seconds, state, say)
+    except MaintenanceError as error:
+        raise _operator_error(error) from None
+
+
+def _wait_or_fail(seconds: int, state: State, afterwards: str) -> None:
+    problem = _wait_for_workers(seconds, state)
+    if problem is not None:
+        raise MaintenanceCommandError(f"{problem}; {afterwards}")
 
 
 @maintenance_group.command("schedule")
@@ -352,6 +393,7 @@ def maintenance_status(as_json: bool) -> None:
     extension = _extension()
     try:
         state = extension.status(fresh=True)
+        now = drain.progress(extension.backend(), drain=state.blocking)
     except MaintenanceError as error:
         raise MaintenanceCommandError(f"cannot tell: {error}") from None
     if as_json:
@@ -360,11 +402,16 @@ def maintenance_status(as_json: bool) -> None:
             "overdue": state.overdue(),
             "long_outage": state.long_outage(),
         }
+        workers = {"version": now.version, "workers": [worker.to_dict() for worker in now.workers]}
         click.echo(
-            json.dumps({**state.to_dict(), **sent, "backend": extension.backend().describe()}, indent=2)
+            json.dumps(
+                {**state.to_dict(), **sent, "backend": extension.backend().describe(), **workers}, indent=2
+            )
         )
     else:
         _describe(state)
+        for line in now.describe():
+            click.echo(line)
 
 
 @maintenance_group.command("report-writes")
@@ -480,6 +527,17 @@ class _CommandFailed(Exception):
     help="Give COMMAND a bypass secret for this window: MAINTENANCE_BYPASS_TOKEN, to send in the "
     "header MAINTENANCE_BYPASS_HEADER names.",
 )
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=SECONDS,
+    default=int(drain.DEFAULT_WAIT),
+    show_default=True,
+    metavar="SECONDS",
+    help="Before COMMAND, wait this long at most for every worker to switch and the writes from "
+    "before to finish; COMMAND does not start if they do not.",
+)
+@click.option("--no-wait", is_flag=True, help="Start COMMAND at once, without waiting for the workers.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def maintenance_run(
     mode: str,
@@ -487,12 +545,15 @@ def maintenance_run(
     message: str | None,
     keep_on_failure: bool,
     secret: bool,
+    wait_seconds: int,
+    no_wait: bool,
     command: tuple[str, ...],
 ) -> None:
     """Hold maintenance in at least MODE while COMMAND runs; exit with its status.
 
     A weaker mode already on (banner < readonly < full) is raised to MODE for the duration.
-    When COMMAND succeeds, or cannot start at all, the state there was before comes back.
+    First it waits until every worker enforces it and no write from before is running (see
+    --wait). When COMMAND succeeds, or does not start at all, the state there was before comes back.
 
     \b
     Example: flask maintenance run --mode readonly -- flask db upgrade
@@ -520,8 +581,13 @@ def maintenance_run(
             off_on_failure=not keep_on_failure,
             report=report,
             secret=token,
-        ):
-            status, started = _run_passing_signals(list(command), bypass)
+        ) as state:
+            problem = None if no_wait else _wait_for_workers(wait_seconds, state, report)
+            if problem is None:
+                status, started = _run_passing_signals(list(command), bypass)
+            else:
+                report(f"Error: {problem}; {command[0]} did not start.")
+                status, started = 1, False
             if started:
                 report(f"Command exited with {status}.")
             if started and status != 0:  # one that never started changed nothing to guard
@@ -572,8 +638,15 @@ def install_command_gate(app: Flask) -> None:
 
     def on_app_context(sender: Flask, **extra: Any) -> None:
         ctx = click.get_current_context(silent=True)
-        if ctx is not None and ctx.parent is not None:  # inside a command, not Flask resolving one
-            check_command(ctx, sender)
+        if ctx is None or ctx.parent is None:  # outside a command, or Flask resolving one
+            return
+        # Once per command, and only under `flask` itself: a worker that a command starts
+        # (Celery's and RQ's command lines are Click programs too) pushes an app context for
+        # each task, and a task is not a command; workers pause instead (flask_maintenance.celery).
+        if ctx.meta.get(_CHECKED) or not isinstance(ctx.find_root().command, FlaskGroup):
+            return
+        check_command(ctx, sender)
+        ctx.meta[_CHECKED] = True
 
     _gate_group(app.cli)
     # Only when the `flask` command is loading the app: a receiver would cost every web
@@ -681,6 +754,7 @@ def _gate_command(command: click.Command) -> None:
 
     def gated_invoke(ctx: click.Context) -> Any:
         check_command(ctx)
+        ctx.meta[_CHECKED] = True
         return invoke(ctx)
 
     command.invoke = gated_invoke  # type: ignore[method-assign]

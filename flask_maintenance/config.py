@@ -409,8 +409,26 @@ KEYS: tuple[Key, ...] = (
         rules.BLOCKING_MODES,
         _modes,
         "modes",
-        "The modes in which the app's commands, guarded functions and cron lines are refused "
-        "(``banner`` never blocks).",
+        "The modes in which the app's commands, guarded functions, cron lines and task queue "
+        "workers stop (``banner`` never blocks).",
+    ),
+    Key(
+        "MAINTENANCE_CELERY_EXEMPT",
+        "celery_exempt",
+        (),
+        _name_set,
+        "task names or queue names",
+        "Celery tasks that run during maintenance; a queue's name exempts every task on it, and "
+        "paused workers keep consuming that queue (see :doc:`background`).",
+    ),
+    Key(
+        "MAINTENANCE_RQ_EXEMPT_QUEUES",
+        "rq_exempt_queues",
+        (),
+        _name_set,
+        "queue names",
+        "RQ queues that :class:`~flask_maintenance.rq.MaintenanceWorker` keeps working on during "
+        "maintenance.",
     ),
     Key(
         "MAINTENANCE_SITE_NAME",
@@ -500,6 +518,8 @@ class Settings:
     site_name: str | None
     status_page_url: str | None
     serve_robots_txt: bool
+    celery_exempt: frozenset[str]
+    rq_exempt_queues: frozenset[str]
     protect_database: bool | str
     webhooks: tuple[str, ...]
     bypass_header: str

@@ -24,10 +24,12 @@ from .errors import ConfigurationError, MaintenanceError
 from .gate import Features, Gate
 from .guard import Guard
 from .hook import request_hook
+from .inflight import CountUnsafeRequests
 from .languages import choose
 from .model import FEATURES_ATTRIBUTE, Schedule, State, features_of
 from .notify import Announcer
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
+from .workers import Heartbeat, Worker, read_heartbeats
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -105,6 +107,8 @@ class Maintenance:
             # First of all before_request hooks, so that nothing the app does (database,
             # session) runs for a refused request: Flask opened the session already, though.
             app.before_request_funcs.setdefault(None, []).insert(0, request_hook(app, gate))
+            # What the fast path does besides deciding: count unsafe requests for the drain.
+            app.wsgi_app = CountUnsafeRequests(app.wsgi_app, gate.worker)  # type: ignore[method-assign]
         metrics.watch(gate)
 
         from .cli import install_command_gate, maintenance_group
@@ -374,6 +378,23 @@ class Maintenance:
         """
         return self._gate(app).refusal_counts()
 
+    def workers(self, *, app: Flask | None = None) -> list[Heartbeat]:
+        """The processes that enforce this app's state now, from their last heartbeats.
+
+        Each serving process (every web worker, on every server sharing the backend) publishes
+        one at the check interval; a process gone or frozen for three intervals is left out.
+        ``flask maintenance status`` lists the same.
+
+        :raises BackendError: when the backend cannot be read.
+        """
+        return read_heartbeats(self._gate(app).backend)
+
+    def worker(self, *, app: Flask | None = None) -> Worker:
+        """This process's :class:`~flask_maintenance.workers.Worker` for the app: to count other
+        unsafe work than requests (tasks) and publish its heartbeat from a process that serves
+        no requests (see :mod:`flask_maintenance.workers`)."""
+        return self._gate(app).worker
+
     @contextmanager
     def isolated(
         self, backend: Backend, *, check_interval: float | None = None, app: Flask | None = None
@@ -486,9 +507,29 @@ class Maintenance:
         return mark
 
     def exempt(self, command: F) -> F:
-        """Mark a Click command (or its callback) to run even during maintenance."""
+        """Mark a Click command (or its callback), or a Celery task (above or below the task
+        decorator), to run even during maintenance."""
         command.__maintenance_exempt__ = True  # type: ignore[attr-defined]
         return command
+
+    def init_celery(self, celery_app: Any, *, app: Flask | None = None) -> None:
+        """Pause ``celery_app``'s workers and beat while maintenance blocks background work.
+
+        While on in one of ``MAINTENANCE_CLI_BLOCK_MODES``, each worker stops taking tasks
+        within its check interval (tasks already running finish), a task run anyway is retried
+        after ``Retry-After``, and beat skips periodic tasks; all resume when it is off. Tasks
+        marked with :meth:`exempt` or named in ``MAINTENANCE_CELERY_EXEMPT`` (or sent to a queue
+        named there) run. Needs the ``celery`` extra.
+
+        :param celery_app: the ``Celery`` instance, from the app factory.
+        :param app: the Flask app whose state and config decide, instead of ``current_app`` (or
+            the only app this instance serves).
+        """
+        from . import workgate
+        from .celery import install
+
+        gate = self._gate(app if app is not None else self._only_app())
+        install(celery_app, workgate.for_gate(gate, gate.settings.celery_exempt))
 
     def guard(self, func: F | None = None, *, raise_: bool = False, app: Flask | None = None) -> Any:
         """Skip a function while maintenance stops background work (``@m.guard``).

@@ -29,6 +29,7 @@ from flask.ctx import RequestContext
 
 from .gate import SAFE_METHODS, Action, Gate, Verdict, script_root
 from .hook import finish
+from .inflight import CountUnsafeRequests
 from .languages import choose
 from .probes import probe_answer, probe_paths, send
 from .responses import STATUS_LINE, banner_header
@@ -50,16 +51,19 @@ _MAX_DEPTH = 32
 _VARY_LANGUAGE = (("Vary", "Accept-Language"),)
 
 
-class FastPath:
-    """Wraps Flask's own ``wsgi_app``; see the module docstring."""
+class FastPath(CountUnsafeRequests):
+    """Wraps Flask's own ``wsgi_app``; see the module docstring.
+
+    Its base class counts unsafe requests in flight (the drain); the decision is ``_answer``.
+    """
 
     def __init__(self, wsgi_app: WSGIApplication, app: Flask, gate: Gate) -> None:
-        self.wsgi_app = wsgi_app
+        super().__init__(wsgi_app, gate.worker)
         self.app = app
         self.gate = gate
         self.probes = probe_paths(gate.settings.status_path)
 
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    def _answer(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         gate = self.gate
         state = gate.cache.get()
         readiness = self.probes.get(environ.get("PATH_INFO"))  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ from .model import OFF, Feature, State
 from .notify import Announcer
 from .responses import Answer, banner_header, blocked, prefers_json
 from .signals import request_blocked
+from .workers import Worker
 from .writes import Writer
 
 if TYPE_CHECKING:
@@ -153,6 +154,8 @@ class Gate:
         self.announcer = announcer
         self._warned: set[str] = set()
         self.use_backend(backend)
+        #: This process's heartbeat and unsafe requests in flight (``--wait``), for this app.
+        self.worker = Worker(lambda: self.cache, testing=lambda: bool(getattr(self._app(), "testing", False)))
         self.allowlist = IPAllowlist(settings.allowed_networks)
         self.cookie = BypassCookie(settings.bypass_cookie, settings.bypass_max_age)
         #: The bypass header as the WSGI environ names it (``HTTP_X_MAINTENANCE_BYPASS``).

@@ -17,6 +17,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 
 import flask_maintenance.cache
 import flask_maintenance.times
+import flask_maintenance.workers
 from flask_maintenance import Maintenance
 
 AppFactory = Callable[..., Flask]
@@ -46,6 +47,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="write the browser tests' screenshots into docs/screenshots/ (default: a temporary folder)",
     )
+
+
+@pytest.fixture(autouse=True)
+def _heartbeats_end_with_the_test() -> Iterator[None]:
+    """An app that serves a request starts its heartbeat thread (flask_maintenance.workers):
+    end it with the test, so that no thread writes beside another test's lock file or calls a
+    function that another test patched."""
+    yield
+    flask_maintenance.workers.stop_all()
 
 
 @pytest.fixture

@@ -315,16 +315,20 @@ def live():
 class AppProject:
     """The app module on disk, and the environment that configures it (``SUBJECT_*``, ``MAINTENANCE_*``)."""
 
-    def __init__(self, directory: Path, **config: str) -> None:
+    def __init__(
+        self, directory: Path, module: str = APP_MODULE, source: str = APP_SOURCE, **config: str
+    ) -> None:
+        """:param module: the app module's name, and ``source`` its code (default: the app above)."""
         self.directory = directory
+        self.module = module
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / f"{APP_MODULE}.py").write_text(APP_SOURCE)
+        (directory / f"{module}.py").write_text(source)
         self.env = {
             **os.environ,
             # gunicorn >= 25.1 opens a control socket in $XDG_RUNTIME_DIR (else ~/.gunicorn).
             "XDG_RUNTIME_DIR": str(directory),
             "PYTHONPATH": str(directory),
-            "FLASK_APP": APP_MODULE,
+            "FLASK_APP": module,
             "SUBJECT_INSTANCE": str(directory / "instance"),
             **config,
         }

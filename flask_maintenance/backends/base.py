@@ -10,6 +10,8 @@ from dataclasses import dataclass
 MAX_DOCUMENT_BYTES = 64 * 1024
 #: No history entry is larger: a longer line is refused when written and skipped when read.
 MAX_ENTRY_BYTES = 16 * 1024
+#: No heartbeat record is larger: a bigger one is skipped when read.
+MAX_HEARTBEAT_BYTES = 4 * 1024
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,11 @@ class Backend(abc.ABC):
         """
         return True
 
+    def heartbeats(self) -> Heartbeats | None:
+        """Where the processes that enforce this state publish their heartbeats (see
+        :mod:`flask_maintenance.workers`); ``None`` when this backend keeps none."""
+        return None
+
     def stamp(self) -> Hashable | None:
         """A cheap fingerprint that changes whenever the document may have changed.
 
@@ -98,3 +105,26 @@ class Backend(abc.ABC):
         and parsing an unchanged document; ``None`` means "no cheap check: always read".
         """
         return None
+
+
+class Heartbeats(abc.ABC):
+    """Small records, one per process, kept beside the state; each one replaced whole.
+
+    Records are opaque bytes here: :mod:`flask_maintenance.workers` writes and parses them.
+    """
+
+    @abc.abstractmethod
+    def publish(self, name: str, record: bytes) -> bool:
+        """Store (or replace) the record of the process ``name`` (``host:pid``); return
+        ``False`` when its place does not exist yet (the lock file's folder before the first
+        ``on``), so that the process tries again soon."""
+
+    @abc.abstractmethod
+    def remove(self, name: str) -> None:
+        """Remove the record of ``name``; removing one that is not there is not an error."""
+
+    @abc.abstractmethod
+    def read(self) -> list[tuple[str, bytes, float]]:
+        """Every record as ``(name, record, age in seconds)``, the age measured by the store's
+        own clock (the file's mtime, the Redis server's time), so that hosts' clocks do not
+        matter. Records larger than :data:`MAX_HEARTBEAT_BYTES` are left out."""

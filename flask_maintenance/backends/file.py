@@ -6,6 +6,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import stat
 import tempfile
 import time
@@ -13,7 +14,16 @@ from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
 from ..errors import BackendError
-from .base import MAX_DOCUMENT_BYTES, MAX_ENTRY_BYTES, Backend, Change, Damaged, Raw
+from .base import (
+    MAX_DOCUMENT_BYTES,
+    MAX_ENTRY_BYTES,
+    MAX_HEARTBEAT_BYTES,
+    Backend,
+    Change,
+    Damaged,
+    Heartbeats,
+    Raw,
+)
 
 #: How long an update waits for another one to finish before giving up.
 LOCK_TIMEOUT = 10.0
@@ -23,6 +33,8 @@ MAX_HISTORY_BYTES = 1024 * 1024
 CLAIMS_KEPT = 64
 _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# A heartbeat's own temp file: never through a symlink, never blocking on a FIFO put there.
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 class FileBackend(Backend):
@@ -158,6 +170,9 @@ class FileBackend(Backend):
     def describe(self) -> str:
         return f"file {self.path}"
 
+    def heartbeats(self) -> FileHeartbeats:
+        return FileHeartbeats(self)
+
     def stamp(self) -> Hashable | None:
         try:
             info = os.stat(self.path)
@@ -238,6 +253,80 @@ class FileBackend(Backend):
 
 #: The stamp of a file that does not exist.
 ABSENT = "absent"
+
+
+class FileHeartbeats(Heartbeats):
+    """One small file per process beside the lock file: ``<lock file>.worker.<host>.<pid>``.
+
+    Written like the lock (temp file, ``os.replace``) but not synced to disk: a heartbeat lost
+    to a power cut describes a process that is gone anyway. The age is the file's mtime against
+    this host's clock. Read with the lock file's care: ``O_NOFOLLOW``, regular files only,
+    bounded size; anything else at such a path is skipped.
+    """
+
+    def __init__(self, backend: FileBackend) -> None:
+        self.directory = os.path.dirname(os.path.abspath(backend.path))
+        self.prefix = f"{os.path.basename(backend.path)}.worker."
+
+    def publish(self, name: str, record: bytes) -> bool:
+        path = self._path(name)
+        # Only this process writes this record: its temp name is fixed (mkstemp would cost more
+        # than the rest of a heartbeat), hidden, and outside the records' prefix.
+        temp_path = os.path.join(self.directory, f".heartbeat-{os.path.basename(path)}")
+        try:
+            fd = os.open(temp_path, _WRITE_FLAGS, 0o644)
+        except FileNotFoundError:
+            return False  # the instance folder before the first `on` (which creates it)
+        except OSError as error:
+            raise BackendError(f"cannot write a heartbeat in {self.directory}: {_reason(error)}") from error
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BackendError(f"cannot write a heartbeat: {temp_path} is not a regular file")
+            os.fchmod(fd, 0o644)  # on the descriptor: readable by the CLI of another user
+            os.write(fd, record)
+            os.replace(temp_path, path)
+        except FileNotFoundError:
+            _remove_quietly(temp_path)
+            return False  # the folder was removed meanwhile: as if it never existed
+        except OSError as error:
+            _remove_quietly(temp_path)
+            raise BackendError(f"cannot write the heartbeat {path}: {_reason(error)}") from error
+        finally:
+            os.close(fd)
+        return True
+
+    def remove(self, name: str) -> None:
+        _remove_quietly(self._path(name))
+
+    def read(self) -> list[tuple[str, bytes, float]]:
+        try:
+            entries = [
+                entry.name for entry in os.scandir(self.directory) if entry.name.startswith(self.prefix)
+            ]
+        except OSError:
+            return []  # no folder (yet): nobody has published
+        records = []
+        for entry in entries:
+            try:
+                fd = os.open(os.path.join(self.directory, entry), _READ_FLAGS | os.O_NOFOLLOW)
+            except OSError:
+                continue  # removed meanwhile, a symlink, or not ours to read
+            try:
+                info = os.fstat(fd)
+                if stat.S_ISREG(info.st_mode):
+                    data = _read_up_to(fd, MAX_HEARTBEAT_BYTES + 1)
+                    if len(data) <= MAX_HEARTBEAT_BYTES:
+                        records.append((entry[len(self.prefix) :], data, time.time() - info.st_mtime))
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        return records
+
+    def _path(self, name: str) -> str:
+        # A host name is ours to trust no more than any text: only what is safe in a file name.
+        safe = re.sub(r"[^A-Za-z0-9._-]", ".", name.replace(":", "."))
+        return os.path.join(self.directory, self.prefix + safe)
 
 
 def _read_up_to(fd: int, limit: int) -> bytes:

@@ -6,7 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BackendError, ConfigurationError
-from .base import MAX_DOCUMENT_BYTES, MAX_ENTRY_BYTES, Backend, Change, Damaged, Raw
+from .base import (
+    MAX_DOCUMENT_BYTES,
+    MAX_ENTRY_BYTES,
+    MAX_HEARTBEAT_BYTES,
+    Backend,
+    Change,
+    Damaged,
+    Heartbeats,
+    Raw,
+)
 from .urls import describe_url
 
 #: Short on purpose: a slow Redis must not hold requests; the cache keeps the last state.
@@ -18,6 +27,15 @@ HISTORY_LENGTH = 1000
 CLAIM_SECONDS = 7 * 24 * 3600
 #: An update retries this often when another writer changed a key under it, then gives up.
 MAX_UPDATE_ATTEMPTS = 50
+#: The heartbeats' hash disappears this long after the last one (every process is gone then).
+HEARTBEATS_EXPIRE = 24 * 3600
+# Stamps the record with the server's clock, so that the hosts' clocks never matter.
+_PUBLISH = """
+local now = redis.call('TIME')
+local stamp = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
+redis.call('HSET', KEYS[1], ARGV[1], stamp .. ' ' .. ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+"""
 
 
 class RedisBackend(Backend):
@@ -160,11 +178,57 @@ class RedisBackend(Backend):
     def describe(self) -> str:
         return f"{self._where} key {self.key}"
 
+    def heartbeats(self) -> RedisHeartbeats:
+        return RedisHeartbeats(self)
+
     def _call(self, action: str, method: Any, *args: Any) -> Any:
         try:
             return method(*args)
         except self._errors as error:
             raise BackendError(f"cannot {action} the state in {self.describe()}: {error}") from error
+
+
+class RedisHeartbeats(Heartbeats):
+    """One hash beside the state key, ``<key>:workers``: a field per process (``host:pid``).
+
+    Each value is stamped with the Redis server's time when written (a short script), and ages
+    are measured against the server's time when read, so that no host's clock matters.
+    """
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self.backend = backend
+        self.key = f"{backend.key}:workers"
+
+    def publish(self, name: str, record: bytes) -> bool:
+        client = self.backend.client
+        self.backend._call(
+            "publish a heartbeat to", client.eval, _PUBLISH, 1, self.key, name, record, HEARTBEATS_EXPIRE
+        )
+        return True
+
+    def remove(self, name: str) -> None:
+        self.backend._call("remove a heartbeat from", self.backend.client.hdel, self.key, name)
+
+    def read(self) -> list[tuple[str, bytes, float]]:
+        def read(pipe: Any) -> list[Any]:
+            pipe.time()
+            pipe.hgetall(self.key)
+            return pipe.execute()  # type: ignore[no-any-return]
+
+        pipe = self.backend.client.pipeline(transaction=True)
+        (seconds, microseconds), fields = self.backend._call("read the heartbeats in", read, pipe)
+        now = seconds + microseconds / 1e6
+        records = []
+        for name, value in fields.items():
+            value = value.encode() if isinstance(value, str) else bytes(value)
+            stamp, _, record = value.partition(b" ")
+            try:
+                age = now - float(stamp)
+            except ValueError:
+                continue  # not written by us
+            if len(record) <= MAX_HEARTBEAT_BYTES:
+                records.append((name.decode() if isinstance(name, bytes) else str(name), record, age))
+        return records
 
 
 def _documents(replies: Sequence[Any]) -> list[Raw]:
