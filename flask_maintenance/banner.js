@@ -8,7 +8,8 @@
   const me = document.currentScript;
   if (!me) return;
   const status = me.src.replace(/\/banner\.js([?#].*)?$/, "");
-  const every = Math.max(1, Number(me.dataset.interval) || 60) * 1000;
+  // At most a day: a browser's timer wraps past 2^31 ms (24.8 days) and would fire at once.
+  const every = Math.min(86400, Math.max(1, Number(me.dataset.interval) || 60)) * 1000;
   const KEY = "flask-maintenance-dismissed";
   let bar = null;
 

@@ -947,6 +947,7 @@ def maintenance_haproxy_config(
             open_paths=_proxy_open_paths(),
             allowed_networks=settings.allowed_networks,
             bypass_cookie=settings.bypass_cookie,
+            bypass_header=settings.bypass_header,
             interval=interval,
             command=" ".join(
                 [

@@ -222,8 +222,19 @@ def _protection(value: Any, key: str) -> bool | str:
 def _webhooks(value: Any, key: str) -> tuple[str, ...]:
     urls = _names(value, key)
     for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or any(c in url for c in " \r\n\t"):
+        try:
+            parts = urlsplit(url)
+            # .port raises for a port out of range (urlopen would refuse it at every delivery),
+            # urlsplit for an unclosed "[" of an IPv6 address.
+            valid = parts.port is None or parts.port > 0
+        except ValueError:
+            valid = False
+        if (
+            not valid
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or any(c in url for c in " \r\n\t")
+        ):
             raise ConfigurationError(f"{key}: {url!r} is not an http:// or https:// URL")
     return urls
 

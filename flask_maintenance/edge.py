@@ -68,6 +68,7 @@ def worker_source(gate: Gate, state: State, *, root: str, interval: int, now: da
         ],
         "maxAddressLength": MAX_ADDRESS_LENGTH,
         "cookie": settings.bypass_cookie,
+        "bypassHeader": settings.bypass_header,
         "maxCookieHeader": MAX_COOKIE_HEADER,
         "acceptPrefix": ACCEPT_PREFIX,
         "acceptEntries": ACCEPT_ENTRIES,

@@ -191,7 +191,10 @@ function passes(request, state, path) {
   if (method === "OPTIONS" && request.headers.has("Access-Control-Request-Method")) return true;
   if (state.mode === "readonly" && SAFE_METHODS.has(method)) return true;
   if (NETWORKS.length && allowedAddress(request.headers.get("CF-Connecting-IP"))) return true;
-  // Present is enough here: the origin verifies the cookie, and refuses a forged one itself.
+  // Present is enough here: the origin verifies the cookie and the bypass header (a deploy's
+  // verify step), and refuses a forged one itself.
+  const header = request.headers.get(SETTINGS.bypassHeader);
+  if (header && header.trim()) return true;
   return hasCookie(request.headers.get("Cookie"), SETTINGS.cookie);
 }
 

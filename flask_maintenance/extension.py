@@ -279,7 +279,8 @@ class Maintenance:
 
         :param report: called with one line each time the state is switched (default: logged).
         :param secret: a bypass secret for the duration (the deploy's own checks pass with it,
-            in the bypass header); it is set even when the mode already on is strong enough.
+            in the bypass header); it is set even when the mode already on is strong enough,
+            and taken back when the block ends, whether or not the window stays.
         """
         gate = self._gate(app)
         say = report or logger.info
@@ -310,22 +311,42 @@ class Maintenance:
             yield state
         except BaseException:
             if off_on_failure:
-                self._give_back(gate, lock.to_json(), previous, before, say)
+                self._give_back(gate, lock.to_json(), previous, before, say, token_hash)
             else:
                 say(f"Maintenance stays on (mode {mode}): run `flask maintenance off` when the site is safe.")
+                self._revoke(gate, token_hash, before, say)
             raise
-        self._give_back(gate, lock.to_json(), previous, before, say)
+        self._give_back(gate, lock.to_json(), previous, before, say, token_hash)
 
     def _give_back(
-        self, gate: Gate, written: bytes, previous: Any, before: State, say: Callable[[str], None]
+        self,
+        gate: Gate,
+        written: bytes,
+        previous: Any,
+        before: State,
+        say: Callable[[str], None],
+        token_hash: str | None,
     ) -> None:
-        """Put back the lock there was before a window, unless somebody changed it meanwhile."""
+        """Put back the lock there was before a window, unless somebody changed it meanwhile
+        (then only the window's own secret is taken back)."""
         if not gate.writer.replace_lock(written, previous):
             say("Maintenance was changed by somebody else meanwhile; left as they made it.")
+            self._revoke(gate, token_hash, before, say)
         elif before.active:
             say(f"Maintenance is back to mode {before.mode}.")
         else:
             say("Maintenance is off again.")
+        self._fresh(gate)
+
+    def _revoke(self, gate: Gate, token_hash: str | None, before: State, say: Callable[[str], None]) -> None:
+        """Take back the secret a window made, when its state stays beyond the block."""
+        if token_hash is None:
+            return
+        try:
+            gate.writer.revoke_secret(token_hash, before)
+        except MaintenanceError as error:  # the block's own error, if any, is the one to raise
+            say(f"The bypass secret of the window could not be taken back: {error}")
+            return
         self._fresh(gate)
 
     # -- reading ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@ no server is ready, because maintenance is on (mode ``full``) or because every a
 dead, HAProxy answers 503 itself from the files: the page, or problem JSON for API prefixes and
 clients that ask for JSON. The app then sees no request at all, except those it would let through
 anyway (allowed paths, the status path, allowed addresses, and requests carrying the bypass
-cookie, which the app verifies), which go to the same servers checked on ``<status path>/live``.
+cookie or header, which the app verifies), which go to the same servers checked on
+``<status path>/live``.
 
 HAProxy reads the files once, when it starts or reloads: write them again (``--page``) and reload
 HAProxy after changing the message.
@@ -105,6 +106,7 @@ def configuration(
     open_paths: Iterable[str],
     allowed_networks: Iterable[IPNetwork],
     bypass_cookie: str,
+    bypass_header: str,
     interval: float,
     command: str,
 ) -> str:
@@ -115,13 +117,14 @@ def configuration(
     :param interval: seconds between health checks, which is how long HAProxy takes to see a
         change.
     :param command: the command that printed it, for the comment at the top.
-    :raises ConfigurationError: for a path, prefix or cookie name HAProxy could not take
+    :raises ConfigurationError: for a path, prefix, cookie or header name HAProxy could not take
         literally.
     """
     page = _literal("the page file", page)
     problem = _literal("the problem JSON file", problem)
     status_path = _literal("MAINTENANCE_STATUS_PATH", status_path)
     cookie = _literal("MAINTENANCE_BYPASS_COOKIE", bypass_cookie)
+    header = _literal("MAINTENANCE_BYPASS_HEADER", bypass_header)
     open_roots = [_literal("the path prefix", prefix.rstrip("/") or "/") for prefix in open_paths]
     api_roots = [_literal("the API prefix", prefix.rstrip("/") or "/") for prefix in api_prefixes]
     networks = [network.with_prefixlen for network in allowed_networks]
@@ -139,7 +142,8 @@ def configuration(
         "#   is ready and HAProxy answers 503 itself with Retry-After: the page, or problem JSON for",
         "#   API prefixes and clients that ask for JSON. The app sees none of these requests. What",
         "#   the app lets through itself still reaches it: allowed paths, the status path (which the",
-        "#   page polls), allowed addresses and requests with the bypass cookie (the app verifies it).",
+        "#   page polls), allowed addresses and requests with the bypass cookie or header (the app",
+        "#   verifies them).",
         "#   Modes readonly and banner stay ready: the app answers those requests itself.",
         "# - Every app server dead: the same page and JSON, never HAProxy's own error text.",
         "# - Back: normal again at the next health check.",
@@ -179,6 +183,7 @@ def configuration(
         lines.append(f"    acl fm_open src {' '.join(networks)}")
     lines += [
         f"    acl fm_open req.cook({cookie}) -m found",
+        f"    acl fm_open req.hdr({header}) -m found",
         "",
         "    # Problem JSON for the API prefixes, and for clients that ask for JSON rather than HTML.",
     ]

@@ -13,6 +13,7 @@ A process that exits (the ``flask`` command) waits for what it queued, for at mo
 from __future__ import annotations
 
 import atexit
+import base64
 import http.client
 import json
 import logging
@@ -25,6 +26,7 @@ import urllib.request
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -115,15 +117,11 @@ def _deliver_forever(url: str, waiting: queue.Queue[bytes]) -> None:
 
 def deliver(url: str, body: bytes) -> bool:
     """POST ``body`` to ``url``, retrying what may pass; whether it was accepted (2xx)."""
+    target, headers = _request_parts(url)
     for attempt in range(RETRIES + 1):
         if attempt:
             time.sleep(BACKOFF * 2 ** (attempt - 1))
-        request = urllib.request.Request(
-            url,
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "flask-maintenance"},
-        )
+        request = urllib.request.Request(target, data=body, method="POST", headers=headers)
         try:
             with _OPENER.open(request, timeout=TIMEOUT) as answer:
                 answer.read(64 * 1024)  # a polite reader; what it says does not matter
@@ -143,10 +141,25 @@ def deliver(url: str, body: bytes) -> bool:
     return False
 
 
+def _request_parts(url: str) -> tuple[str, dict[str, str]]:
+    """The URL to open and the headers to send: credentials in the URL (``https://user:pw@host``)
+    go as Basic auth, which urllib would otherwise take for part of the host name."""
+    headers = {"Content-Type": "application/json", "User-Agent": "flask-maintenance"}
+    parts = urlsplit(url)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, headers
+    credentials = ":".join(unquote(part) for part in userinfo.split(":", 1))
+    headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), headers
+
+
 def _shown(url: str) -> str:
     """The URL without its path, query or user: incoming-webhook URLs carry their secret there."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0].rpartition('@')[2]}"
+    # urlsplit, not a split on "/": a URL with a query and no path ("https://host?key=...")
+    # must lose its query too.
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 _LIVE: weakref.WeakSet[Webhooks] = weakref.WeakSet()

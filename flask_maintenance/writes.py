@@ -241,6 +241,23 @@ class Writer:
         """Put back a lock read earlier, whatever is there now (``Maintenance.enabled``)."""
         self._tell_lock(self._update(lambda lock, plan: (previous, plan)))
 
+    def revoke_secret(self, token_hash: str, before: State) -> None:
+        """Take a bypass secret back from the lock, if it still holds it: the one ``window``
+        made for its block, when the window outlives the block (only the block had it). The
+        secret and window there were ``before`` come back, so earlier bypass links work again.
+        """
+
+        def change(lock: Raw, plan: Raw) -> tuple[Raw, Raw]:
+            current, problem = State.parse(lock, self.default_retry)
+            if problem is not None or not current.active or current.token_hash != token_hash:
+                return lock, plan
+            if before.active and before.window is not None:
+                return replace(current, token_hash=before.token_hash, window=before.window).to_json(), plan
+            return replace(current, token_hash=None).to_json(), plan
+
+        # Not told: the mode, message and end are as they were; only who may pass changed.
+        self._update(change)
+
     def replace_lock(self, expected: Raw, new: Raw) -> bool:
         """Write ``new`` as the lock only if it still holds ``expected`` (what this process wrote).
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from browser_support import Visitor, chromium, foreign
-from flask import Flask
+from flask import Flask, Response
 from servers import HOST, TIMEOUT
 
 from flask_maintenance import Maintenance
@@ -124,3 +124,34 @@ def test_the_banner_on_a_static_page(shop: tuple[Flask, Maintenance, str], tmp_p
 def local_day(moment: datetime) -> str:
     """The day as Chromium's en-GB medium date style writes it (``5 Dec 2026``)."""
     return f"{moment.day} {moment:%b %Y}"
+
+
+@pytest.mark.slow
+def test_a_strict_csp_page_with_a_huge_interval(shop: tuple[Flask, Maintenance, str], tmp_path: Path) -> None:
+    """A page under a CSP without 'unsafe-inline' still gets its banner, styled; an interval past
+    what a browser timer holds (24.8 days) polls rarely, not in a tight loop."""
+    app, maintenance, origin = shop
+    page_html = PAGE.replace('data-interval="1"', 'data-interval="3000000"')
+    (Path(app.static_folder or "") / "strict.html").write_text(page_html)
+
+    @app.after_request
+    def strict_csp(response: Response) -> Response:
+        response.headers["Content-Security-Policy"] = "default-src 'self'"
+        return response
+
+    maintenance.enable(mode="readonly", message="Orders are paused", app=app)
+    with chromium(tmp_path / "chromium") as browser:
+        visitor = Visitor(browser.new_context())
+        page = visitor.page
+        page.goto(origin + "/static/strict.html")
+        banner = page.locator(BANNER)
+        banner.wait_for()
+        assert "Orders are paused" in banner.inner_text()
+        colour = page.evaluate(
+            "getComputedStyle(document.querySelector('.maintenance-banner')).backgroundColor"
+        )
+        assert colour == "rgb(254, 243, 199)"
+        page.wait_for_timeout(1500)
+        polls = [url for url in visitor.requested if url == origin + "/_maintenance"]
+        assert len(polls) == 1
+        visitor.context.close()

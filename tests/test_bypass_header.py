@@ -128,6 +128,23 @@ class TestRunSecret:
         assert after.active and after.mode == "full" and after.token_hash is None
         assert client.get("/", headers={"X-Maintenance-Bypass": TOKEN}).status_code == 503
 
+    def test_the_secret_ends_with_the_block_when_the_window_stays(
+        self, app: Flask, maintenance: Maintenance
+    ) -> None:
+        """A failed deploy keeps the window, and a change by somebody else is left as they made
+        it; either way the secret made for the block is no longer good (only the block had it)."""
+        client = app.test_client()
+        with pytest.raises(RuntimeError), maintenance.window(secret=TOKEN, app=app):
+            raise RuntimeError("the migration failed")
+        assert maintenance.status(app=app).active
+        assert client.get("/", headers={"X-Maintenance-Bypass": TOKEN}).status_code == 503
+        maintenance.disable(app=app)
+
+        with maintenance.window(secret=TOKEN, app=app):
+            maintenance.enable(message="Taking longer", app=app)
+        assert maintenance.status(app=app).message == "Taking longer"
+        assert client.get("/", headers={"X-Maintenance-Bypass": TOKEN}).status_code == 503
+
 
 VERIFY = """
 import json, os, sys, urllib.error, urllib.request

@@ -515,6 +515,21 @@ class TestKV:
         assert_edge_page(empty, 33)
         assert edge_off.origin.hits("/?probe=empty") == 0
 
+    def test_the_bypass_header_reaches_the_origin_which_verifies_it(self, edge_off: Edge) -> None:
+        """A deploy's verify step (``run --secret``) sends the secret in a header, not a cookie."""
+        app = edge_off.app
+        result = run(app, "on", "--secret", "--message", "Said by the origin")
+        assert result.exit_code == 0, result.output
+        edge_off.put("kv", run(app, "edge-state").stdout)
+        link = re.search(r"/_maintenance/bypass/(\S+)", result.output)
+        assert link is not None
+        verify = edge_off.get("kv", "/?probe=verify", {"X-Maintenance-Bypass": link.group(1)})
+        assert (verify.status, verify.text[:22]) == (200, "home page from the app")
+        wrong = edge_off.get("kv", "/?probe=wrong", {"X-Maintenance-Bypass": "wrong"})
+        assert wrong.status == 503 and "Said by the origin" in wrong.text and from_origin(wrong)
+        assert_edge_page(edge_off.get("kv", "/?probe=blank", {"X-Maintenance-Bypass": " "}), 90)
+        assert edge_off.origin.hits("/?probe=blank") == 0
+
     def test_huge_cookies(self, edge_off: Edge) -> None:
         edge_off.put("kv", lock_document())
         junk = "; ".join(f"c{i}={'x' * 60}" for i in range(120))  # ~8 KB, without our cookie

@@ -286,6 +286,11 @@ class TestRealHAProxy:
             cookie = bypass.headers["set-cookie"].split(";")[0]
             admin = haproxy.get("/", {"Cookie": cookie})
             assert (admin.status, admin.text[:22]) == (200, "home page from the app")
+            # A deploy's verify step (`run --secret`) sends the secret in the bypass header.
+            verify = haproxy.get("/", {"X-Maintenance-Bypass": "let-me-in"})
+            assert (verify.status, verify.text[:22]) == (200, "home page from the app")
+            wrong = haproxy.get("/", {"X-Maintenance-Bypass": "wrong"})
+            assert wrong.status == 503 and from_app(wrong)
 
             # Readonly keeps the app ready: it answers reads and refuses writes itself.
             switch.enable(mode="readonly", app=app)

@@ -7,6 +7,7 @@ itself is announced once for all the processes that see it.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -81,6 +82,18 @@ class TestDelivery:
         assert m.wait_for_notifications(TIMEOUT, app=app)
         assert receiver.events() == ["on"]
 
+    def test_credentials_in_the_url_are_sent_as_basic_auth(
+        self, make_app: AppFactory, receiver: Receiver, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        receiver.answers = [503]  # one failure, to see what the log says of the URL
+        app, m = hooked(make_app, f"http://hook:s%40cret@{HOST}:{receiver.port}/hooks/maintenance")
+        with caplog.at_level(logging.INFO, logger="flask_maintenance"):
+            m.enable(app=app)
+            assert m.wait_for_notifications(TIMEOUT, app=app)
+        assert receiver.events() == ["on", "on"]
+        assert receiver.headers[-1]["Authorization"] == "Basic " + base64.b64encode(b"hook:s@cret").decode()
+        assert "cret" not in caplog.text and "hook:" not in caplog.text
+
     def test_every_url_gets_every_notification(self, make_app: AppFactory) -> None:
         first, second = Receiver(), Receiver()
         try:
@@ -142,6 +155,18 @@ class TestFailingReceivers:
         assert "refused the notification (HTTP 404)" in caplog.text
         assert "secret-part" not in caplog.text  # incoming-webhook URLs carry their secret in the path
 
+    def test_a_secret_in_the_query_is_not_logged(
+        self, make_app: AppFactory, receiver: Receiver, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # Some incoming webhooks carry their key in the query, with no path before it.
+        receiver.answers = [404]
+        app, m = hooked(make_app, f"http://{HOST}:{receiver.port}?key=query-secret")
+        with caplog.at_level(logging.WARNING, logger="flask_maintenance"):
+            m.enable(app=app)
+            assert m.wait_for_notifications(TIMEOUT, app=app)
+        assert f"maintenance webhook http://{HOST}:{receiver.port} refused" in caplog.text
+        assert "query-secret" not in caplog.text
+
     def test_a_redirect_is_not_followed(self, make_app: AppFactory, receiver: Receiver) -> None:
         elsewhere = Receiver()
         try:
@@ -187,7 +212,17 @@ class TestFailingReceivers:
 
 
 class TestConfiguration:
-    @pytest.mark.parametrize("value", ["ftp://example.test/x", "not a url", ["http://"], [42]])
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "ftp://example.test/x",
+            "not a url",
+            ["http://"],
+            [42],
+            "http://[::1/hook",
+            "http://127.0.0.1:99999/",
+        ],
+    )
     def test_bad_urls_fail_at_startup(self, make_app: AppFactory, value: object) -> None:
         with pytest.raises(ValueError, match="MAINTENANCE_WEBHOOKS"):
             make_app(MAINTENANCE_WEBHOOKS=value)
