@@ -302,6 +302,7 @@ class TestSource:
                 "/shop/_maintenance/calendar.ics",
                 "/shop/health",
                 "/shop/metrics",
+                "/shop/robots.txt",
             ],
             "under": ["/shop/_maintenance/bypass/", "/shop/health/", "/shop/metrics/"],
         }
