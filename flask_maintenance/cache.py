@@ -14,7 +14,8 @@ from cachetools import TTLCache
 from . import times
 from .backends import Backend, Damaged, Raw
 from .errors import BackendError
-from .model import OFF, Plan, State, resolve
+from .model import LONG_OUTAGE, OFF, Plan, State, resolve
+from .times import format_instant
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -100,6 +101,8 @@ class StateCache:
         #: Why the last read of the backend failed (``None`` after a good one): workers, which
         #: must not take an unknown state for "off", stop on it (see flask_maintenance.workgate).
         self.failure: BackendError | None = None
+        # The windows whose long full maintenance was logged (see State.long_outage).
+        self._long_outages: set[str | None] = set()
         # Backend failures already warned about, each forgotten after one interval.
         self._warned: TTLCache[str, bool] = TTLCache(maxsize=16, ttl=max(interval, 1.0), timer=self._timer)
 
@@ -187,6 +190,14 @@ class StateCache:
     def _remember(self, state: State) -> None:
         previous, known = self._state, self._known
         self._state, self._known = state, True
+        if state.window not in self._long_outages and state.long_outage():
+            self._long_outages.add(state.window)  # once per window and process
+            logger.warning(
+                "full maintenance has lasted more than %d hours (since %s): search engines may "
+                "start dropping the site's pages; readonly or banner mode keeps it crawlable",
+                LONG_OUTAGE.total_seconds() // 3600,
+                format_instant(state.started_at) if state.started_at else "?",
+            )
         if (previous.active, previous.mode) == (state.active, state.mode):
             return
         if known or state.active:

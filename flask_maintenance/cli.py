@@ -119,6 +119,7 @@ MESSAGE = Checked(lambda value, label: rules.message(value, label) or "", "messa
 FUTURE_INSTANT = Checked(rules.future_instant, "time")
 DURATION = Checked(rules.duration, "duration")
 FEATURE = Checked(rules.feature_name, "feature")
+TRANSLATION = Checked(rules.translation, "translation")
 BASE_URL = Checked(_base_url, "base URL")
 
 maintenance_group = AppGroup("maintenance", help=HELP)
@@ -179,6 +180,15 @@ def _backend_description() -> str:
 )
 @click.option("--message", type=MESSAGE, help="Shown on the page, in the JSON body and in the banner.")
 @click.option(
+    "--translation",
+    "translations",
+    type=TRANSLATION,
+    multiple=True,
+    metavar="LANG=TEXT",
+    help="The message in another language, e.g. de='Wartung bis 3 Uhr' (repeatable; replaces the "
+    "earlier ones; a new --message without any drops them).",
+)
+@click.option(
     "--until", type=FUTURE_INSTANT, metavar="ISO8601", help="Expected end, e.g. 2026-11-21T23:00:00Z."
 )
 @click.option("--for", "duration", type=DURATION, metavar="DURATION", help="Expected length, e.g. 30m or 2h.")
@@ -201,6 +211,7 @@ def maintenance_on(
     mode: str | None,
     retry: int | None,
     message: str | None,
+    translations: tuple[tuple[str, str], ...],
     until: datetime | None,
     duration: timedelta | None,
     secret: bool,
@@ -215,7 +226,7 @@ def maintenance_on(
     when every worker of every server has switched, and no write from before is running.
     """
     ends_at = _end(until, duration)
-    if feature is not None and (mode is not None or retry is not None or ends_at or secret):
+    if feature is not None and (mode is not None or retry is not None or ends_at or secret or translations):
         raise BadInput("--feature takes only --message (the other options apply to the whole site)")
     extension = _extension()
     token = new_token() if secret else None
@@ -224,7 +235,13 @@ def maintenance_on(
             _check_known_feature(feature, force)
         before, plan = _stored()
         state = extension.enable(
-            mode=mode, retry=retry, message=message, ends_at=ends_at, secret=token, feature=feature
+            mode=mode,
+            retry=retry,
+            message=message,
+            ends_at=ends_at,
+            secret=token,
+            feature=feature,
+            translations=translations or None,
         )
     except MaintenanceError as error:
         raise _operator_error(error) from None
@@ -811,7 +828,7 @@ def maintenance_nginx_config(page: str | None, http_level: bool) -> None:
             page=page,
             retry_after=settings.retry_after,
             allowed_networks=settings.allowed_networks,
-            open_paths=[_root() + path for path in (*settings.allowed_paths, settings.status_path)],
+            open_paths=_proxy_open_paths(),
             render_command=f"flask maintenance render-page {page}",
         )
     except ConfigurationError as error:
@@ -882,7 +899,7 @@ def maintenance_haproxy_config(
             problem=problem,
             status_path=root + settings.status_path,
             api_prefixes=[root + prefix for prefix in settings.api_prefixes],
-            open_paths=[root + path for path in (*settings.allowed_paths, settings.status_path)],
+            open_paths=_proxy_open_paths(),
             allowed_networks=settings.allowed_networks,
             bypass_cookie=settings.bypass_cookie,
             bypass_header=settings.bypass_header,
@@ -983,6 +1000,14 @@ def maintenance_edge_state() -> None:
             click.echo(f"warning: {warning}", err=True)
     document = edge.edge_document(lock, plan, times.utcnow(), gate.settings.retry_after)
     click.echo(document.decode(), nl=False)
+
+
+def _proxy_open_paths() -> list[str]:
+    """What a proxy in front lets through to the app during maintenance: the allowed paths, the
+    status path and (unless configured otherwise) ``/robots.txt``, under ``APPLICATION_ROOT``."""
+    settings = _extension().settings()
+    robots = ("/robots.txt",) if settings.serve_robots_txt else ()
+    return [_root() + path for path in (*settings.allowed_paths, settings.status_path, *robots)]
 
 
 def _warn_unsearchable(path: str, purpose: str) -> None:

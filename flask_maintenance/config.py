@@ -184,6 +184,32 @@ def _latin1(text: str) -> bool:
     return True
 
 
+def _site_name(value: Any, key: str) -> str | None:
+    name = _optional_text(value, key)
+    if name is not None and (len(name) > 100 or not name.isprintable()):
+        raise ConfigurationError(f"{key} must be one line of at most 100 characters, not {value!r}")
+    return None if name is None else name.strip()
+
+
+def _web_address(value: Any, key: str) -> str | None:
+    address = _optional_text(value, key)
+    if address is None:
+        return None
+    parts = urlsplit(address)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or len(address) > 2000
+        or not address.isascii()
+        or any(char in address for char in ' "<>\\`')
+        or not address.isprintable()
+    ):
+        raise ConfigurationError(
+            f"{key} must be an http:// or https:// address such as https://status.example.com, not {value!r}"
+        )
+    return address
+
+
 def _protection(value: Any, key: str) -> bool | str:
     if isinstance(value, str) and value.strip().lower() == "log":
         return "log"
@@ -340,7 +366,8 @@ KEYS: tuple[Key, ...] = (
         _optional_text,
         "a template name, or ``None``",
         "A Jinja template that replaces the built-in page. It gets ``maintenance`` (the state), "
-        "``feature``, ``retry_after`` and ``readonly``, and none of the app's context processors "
+        "``feature``, ``retry_after``, ``readonly`` and ``language`` (the visitor's, among the "
+        "built-in page's), and none of the app's context processors "
         "(they may need the database); if it fails, the built-in page is sent.",
     ),
     Key(
@@ -415,6 +442,32 @@ KEYS: tuple[Key, ...] = (
         "maintenance.",
     ),
     Key(
+        "MAINTENANCE_SITE_NAME",
+        "site_name",
+        None,
+        _site_name,
+        "one line of text, or ``None``",
+        "The site's name, shown above the built-in page's heading and in its title.",
+    ),
+    Key(
+        "MAINTENANCE_STATUS_PAGE_URL",
+        "status_page_url",
+        None,
+        _web_address,
+        "an ``http(s)://`` address, or ``None``",
+        'A status page where people follow the work: the built-in page links to it ("Follow '
+        "updates\", in the visitor's language) and the problem JSON names it as ``status_page_url``.",
+    ),
+    Key(
+        "MAINTENANCE_SERVE_ROBOTS_TXT",
+        "serve_robots_txt",
+        True,
+        _flag,
+        "``True`` or ``False``",
+        "Serve the app's ``/robots.txt`` in every mode: search engines that get a 5xx for it "
+        "stop crawling the whole site.",
+    ),
+    Key(
         "MAINTENANCE_PROTECT_DATABASE",
         "protect_database",
         False,
@@ -473,6 +526,9 @@ class Settings:
     fast_path: bool
     cli_exempt: frozenset[str]
     cli_block_modes: frozenset[str]
+    site_name: str | None
+    status_page_url: str | None
+    serve_robots_txt: bool
     celery_exempt: frozenset[str]
     rq_exempt_queues: frozenset[str]
     protect_database: bool | str

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import weakref
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar
 from weakref import WeakKeyDictionary
 
 import click
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, current_app, has_request_context, request
 
-from . import config, fastpath, lazycli, metrics, rules
+from . import config, fastpath, lazycli, metrics, rules, texts
 from .backends import Backend, backend_from_url
 from .bypass import BypassRule, hash_token
 from .endpoints import BLUEPRINT_NAME
@@ -24,6 +25,7 @@ from .gate import Features, Gate
 from .guard import Guard
 from .hook import request_hook
 from .inflight import CountUnsafeRequests
+from .languages import choose
 from .model import FEATURES_ATTRIBUTE, Schedule, State, features_of
 from .notify import Announcer
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
@@ -99,7 +101,7 @@ class Maintenance:
         self._gates[app] = gate
         app.extensions[EXTENSION_KEY] = self
 
-        app.context_processor(lambda: {"maintenance": gate.cache.get()})
+        app.context_processor(functools.partial(_template_context, gate))
         app.register_blueprint(status_blueprint, url_prefix=settings.status_path)
         if not (settings.fast_path and fastpath.install(app, gate)):
             # First of all before_request hooks, so that nothing the app does (database,
@@ -122,6 +124,7 @@ class Maintenance:
         *,
         secret: str | None = None,
         feature: str | None = None,
+        translations: Mapping[str, str] | None = None,
         app: Flask | None = None,
     ) -> State:
         """Switch maintenance on, or change what is named while it is on.
@@ -138,6 +141,10 @@ class Maintenance:
             ``Retry-After`` counts down to ``ends_at``, else is the configured default.
         :param message: shown on the page, in the problem JSON and in the banner.
         :param ends_at: the expected end, timezone-aware and in the future.
+        :param translations: the message in other languages, by language tag
+            (``{"de": "Wartung bis 3 Uhr"}``): visitors get the one their ``Accept-Language``
+            matches best, else ``message``. Given, they replace the earlier ones; a new
+            ``message`` without them drops the earlier ones (they translated the old message).
         :param secret: a bypass token; only its hash is stored.
         :param feature: switch off just this feature (a blueprint's name, or a name given to
             :meth:`feature`); only ``message`` applies then.
@@ -148,7 +155,7 @@ class Maintenance:
         """
         gate = self._gate(app)
         if feature is not None:
-            if (mode, retry, ends_at, secret) != (None, None, None, None):
+            if (mode, retry, ends_at, secret, translations) != (None, None, None, None, None):
                 raise ConfigurationError("a feature switch takes only a message")
             gate.writer.switch_feature_off(feature, message)
             logger.info("feature %s switched off", feature)
@@ -157,7 +164,9 @@ class Maintenance:
             raise ConfigurationError(
                 "bypass links need the app's SECRET_KEY (it signs the bypass cookie): set it first"
             )
-        gate.writer.enable(mode, retry, message, ends_at, hash_token(secret) if secret else None)
+        gate.writer.enable(
+            mode, retry, message, ends_at, hash_token(secret) if secret else None, translations
+        )
         return self._fresh(gate)  # the cache logs the change, once
 
     def disable(self, *, feature: str | None = None, app: Flask | None = None) -> bool:
@@ -582,6 +591,18 @@ class Maintenance:
             raise MaintenanceError(
                 "this app is not set up for maintenance: call Maintenance(app) or init_app(app)"
             ) from None
+
+
+def _template_context(gate: Gate) -> dict[str, Any]:
+    """``maintenance`` (the state) and ``maintenance_banner`` (what a banner says, in the
+    request's language; ``None`` when there is nothing to say) for the app's templates."""
+    state = gate.cache.get()
+    if state.banner is None:
+        return {"maintenance": state, "maintenance_banner": None}
+    accept_language = request.headers.get("Accept-Language") if has_request_context() else None
+    language, translation = choose(accept_language, state.languages)
+    message = None if translation is None else state.messages[translation]
+    return {"maintenance": state, "maintenance_banner": texts.banner(state, language, message)}
 
 
 def _raise_config_error(error: ConfigurationError, app: Flask) -> NoReturn:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Response
 from flask.ctx import RequestContext
 
-from .gate import Action, Gate, Verdict, script_root
+from .gate import SAFE_METHODS, Action, Gate, Verdict, script_root
 from .hook import finish
 from .inflight import CountUnsafeRequests
 from .probes import probe_answer, probe_paths, send
@@ -46,6 +46,8 @@ _ASK_FEATURES = Action.ASK_FEATURES
 _INNER_APP_ATTRIBUTES = ("app", "wsgi_app", "application", "wsgi", "wrapped", "_app")
 _MAX_DEPTH = 32
 _BANNER_LENGTH = len("X-Maintenance-Banner")
+#: The banner's language follows Accept-Language (another Vary header is combined with it).
+_VARY_LANGUAGE = ("Vary", "Accept-Language")
 
 
 class FastPath(CountUnsafeRequests):
@@ -80,15 +82,11 @@ class FastPath(CountUnsafeRequests):
         # request comes this way): a prebuilt body and headers with Content-Length, a C-level
         # count, and the debug line only when the log wants it.
         _, state, as_json, feature = verdict  # unpacked: cheaper than three fields' descriptors
-        prepared = gate.current
-        answer = None
-        if feature is None and prepared.state is state and not environ.get("SCRIPT_NAME"):
-            answer = prepared.plain.get(as_json)  # nearly every refusal: no call at all
-        if answer is None:
-            root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
-            answer = gate.answer(state, as_json, feature, root)
-        next(answer.counter)
+        root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
         method = environ.get("REQUEST_METHOD") or "GET"
+        write = method not in SAFE_METHODS and method.upper() not in SAFE_METHODS
+        answer = gate.answer(state, as_json, feature, root, environ.get("HTTP_ACCEPT_LANGUAGE"), write)
+        next(answer.counter)
         if gate.debug_refusals:  # the same quiet record the app's refusals write
             logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
         start_response(STATUS_LINE, list(answer.wsgi_headers))
@@ -121,16 +119,17 @@ class FastPath(CountUnsafeRequests):
         The header is built once per state (:class:`~flask_maintenance.gate.Prepared`) and added
         here, in the WSGI layer: no ``after_this_request`` and no Response object per request.
         """
-        banner = self.gate.prepared(verdict.state).banner
-        if banner is None:
+        prepared = self.gate.prepared(verdict.state)
+        if not prepared.banner:
             return self.wsgi_app(environ, start_response)
+        banner = prepared.banner_in(environ.get("HTTP_ACCEPT_LANGUAGE"))
 
         def start_with_banner(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
             # The app's own X-Maintenance-Banner wins (the length test spares most lower() calls).
             for name, _ in headers:
                 if len(name) == _BANNER_LENGTH and name.lower() == "x-maintenance-banner":
                     return start_response(status, headers, *exc_info)
-            return start_response(status, [*headers, banner], *exc_info)
+            return start_response(status, [*headers, banner, _VARY_LANGUAGE], *exc_info)
 
         return self.wsgi_app(environ, start_with_banner)
 

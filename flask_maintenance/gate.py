@@ -23,6 +23,7 @@ from .backends import Backend
 from .bypass import BypassCookie, BypassRule, IPAllowlist, token_matches
 from .cache import StateCache
 from .config import Settings
+from .languages import Choice, choose
 from .model import OFF, Feature, State
 from .notify import Announcer
 from .responses import ACCEPT_PREFIX, Answer, accepts_json, banner_header, blocked
@@ -98,22 +99,38 @@ class Prepared:
     passing: Verdict
     #: The verdicts of plain refusals (no feature), by ``as_json``.
     refusing: tuple[Verdict, Verdict]
-    #: ``("X-Maintenance-Banner", value)`` while there is a banner, else ``None``.
-    banner: tuple[str, str] | None
+    #: Whether there is a banner (its header's value depends on the visitor's language).
+    banner: bool
     #: The built-in answers while they cannot change (no countdown to ``ends_at``), by
-    #: ``as_json``; filled on first use (the rare countdown goes through ``Gate.answer``'s keys).
-    plain: dict[bool, Answer]
+    #: ``as_json``, language and whether a write was refused; filled on first use (the rare
+    #: countdown goes through ``Gate.answer``'s keys).
+    plain: dict[tuple[bool, Choice, bool], Answer]
+    #: The ``X-Maintenance-Banner`` header, by language; filled on first use.
+    banners: dict[Choice, tuple[str, str]]
+
+    def banner_in(self, accept_language: str | None) -> tuple[str, str]:
+        """The banner header for a visitor's ``Accept-Language`` (built once per language)."""
+        language = choose(accept_language, self.state.languages)  # cached: one look-up
+        header = self.banners.get(language)
+        if header is None:
+            header = self.banners[language] = ("X-Maintenance-Banner", banner_header(self.state, *language))
+        return header
 
 
 def _prepare(state: State) -> Prepared:
-    banner = state.banner
     return Prepared(
         state,
         Verdict(_PASS, state),
         (Verdict(_REFUSE, state, False), Verdict(_REFUSE, state, True)),
-        None if banner is None else ("X-Maintenance-Banner", banner_header(state)),
+        state.banner is not None,
+        {},
         {},
     )
+
+
+#: What a prebuilt answer depends on besides the state: JSON or not, Retry-After, the feature,
+#: the script root, overdue or not, the language, and whether it refuses a write.
+_AnswerKey = tuple[bool, int, str | None, str, bool, Choice, bool]
 
 
 class PathSet:
@@ -207,7 +224,7 @@ class Gate:
         self.refusals: dict[tuple[str, str], itertools.count[int]] = {}
         self._refusals_lock = threading.Lock()
         # (state, answers): swapped whole, so threads never see a half-updated pair.
-        self._answers: tuple[State | None, dict[tuple[bool, int, str | None, str, bool], Answer]] = (None, {})
+        self._answers: tuple[State | None, dict[_AnswerKey, Answer]] = (None, {})
         self._answers_lock = threading.Lock()
         #: The hot path's values for the state seen last (see :meth:`prepared`).
         self.current = _prepare(OFF)
@@ -302,12 +319,14 @@ class Gate:
         )
 
     def _open_paths(self, endpoint_paths: Iterable[str] = ()) -> PathSet:
-        """What is always served: allowed paths, other extensions' open endpoints, and the
-        status path with its bypass links (not whatever else the app puts under it)."""
+        """What is always served: allowed paths, other extensions' open endpoints, the status
+        path with its bypass links (not whatever else the app puts under it), and
+        ``/robots.txt`` (a 5xx one stops search engines crawling the whole site)."""
         status = self.settings.status_path
+        robots = ("/robots.txt",) if self.settings.serve_robots_txt else ()
         return PathSet(
             (*self.settings.allowed_paths, f"{status}/bypass", *endpoint_paths),
-            exact=(status, *(f"{status}/{name}" for name in STATUS_FILES)),
+            exact=(status, *(f"{status}/{name}" for name in STATUS_FILES), *robots),
         )
 
     def rules_may_pass(self, environ: WSGIEnvironment) -> bool:
@@ -334,22 +353,40 @@ class Gate:
     # -- the answers -----------------------------------------------------------------------
 
     def answer(
-        self, state: State, as_json: bool, feature: Feature | None = None, script_root: str = ""
+        self,
+        state: State,
+        as_json: bool,
+        feature: Feature | None = None,
+        script_root: str = "",
+        accept_language: str | None = None,
+        write: bool = False,
     ) -> Answer:
         """The built-in 503 for this state (or for one switched-off feature), built on first use.
 
         :param script_root: where the app is mounted (``SCRIPT_NAME``), for the URLs it holds.
+        :param accept_language: the request's ``Accept-Language``: one answer per language.
+        :param write: the request's method is not a safe one (its page says nothing was saved).
         """
+        language = choose(accept_language, state.languages)  # cached: one look-up
+        write = write and not as_json  # only the page differs
         plain = feature is None and not script_root and state.ends_at is None
         prepared = self.current
         if plain and prepared.state is state:  # nearly every refusal: one dict look-up
-            answer = prepared.plain.get(as_json)
+            answer = prepared.plain.get((as_json, language, write))
             if answer is not None:
                 return answer
         retry_after = state.retry_after() if feature is None else self.settings.retry_after
         # An overdue window says so: not the same page as a countdown at the same value.
         overdue = state.ends_at is not None and feature is None and state.overdue()
-        key = (as_json, retry_after, None if feature is None else feature.name, script_root, overdue)
+        key = (
+            as_json,
+            retry_after,
+            None if feature is None else feature.name,
+            script_root,
+            overdue,
+            language,
+            write,
+        )
         answers_state, answers = self._answers
         if answers_state is not state:
             with self._answers_lock:
@@ -364,19 +401,24 @@ class Gate:
                 as_json=as_json,
                 retry_after=retry_after,
                 status_url=script_root + self.settings.status_path,
-                banner=None if state.banner is None else banner_header(state),
+                banner=None if state.banner is None else banner_header(state, *language),
                 feature=feature,
                 extra_headers=self.settings.response_headers,
+                language=language.page,
+                translation=language.message,
+                write=write,
+                site_name=self.settings.site_name,
+                status_page_url=self.settings.status_page_url,
                 recovery_checks=self.settings.recovery_checks,
             )
             kind = "json" if as_json else "page"
             mode = "feature" if feature is not None else state.mode or "full"
             answer = replace(answer, counter=self._counter(mode, kind))
-            if len(answers) > 64:  # a countdown to ends_at makes a new key every second
+            if len(answers) > 256:  # a countdown to ends_at makes a new key every second, per language
                 self._answers = (state, {})
             answers[key] = answer
         if plain:
-            self.prepared(state).plain[as_json] = answer
+            self.prepared(state).plain[(as_json, language, write)] = answer
         return answer
 
     def _counter(self, mode: str, kind: str) -> itertools.count[int]:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, after_this_request, request
 from werkzeug.datastructures import Headers
 
-from .gate import Action, Gate, Verdict, script_root
+from .gate import SAFE_METHODS, Action, Gate, Verdict, script_root
+from .languages import choose
 from .model import Feature, State, features_of
 from .probes import probe_answer, probe_paths
 from .responses import PAGE_CSP
@@ -92,9 +93,9 @@ def request_hook(app: Flask, gate: Gate) -> Callable[[], Response | None]:
         verdict = gate.decide(state, request.environ)
         response = None if verdict.action is _PASS else finish(app, gate, verdict, request.environ)
         if response is None:
-            banner = gate.prepared(state).banner
-            if banner is not None:
-                _add_banner(*banner)
+            prepared = gate.prepared(state)
+            if prepared.banner:
+                _add_banner(*prepared.banner_in(request.environ.get("HTTP_ACCEPT_LANGUAGE")))
         return response
 
     return check_maintenance
@@ -104,7 +105,9 @@ def _add_banner(name: str, value: str) -> None:
     # Per request, only while there is a banner: an after_request hook would cost every
     # request when off. (With the fast path, its WSGI layer adds the header instead.)
     def add_banner(response: Response) -> Response:
-        response.headers.setdefault(name, value)
+        if name not in response.headers:
+            response.headers[name] = value
+            response.vary.add("Accept-Language")
         return response
 
     after_this_request(add_banner)
@@ -162,7 +165,14 @@ def refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Featur
         request_blocked.send(app, state=state, reason=reason)
     except Exception:  # a broken receiver must not turn the 503 into a 500
         gate.warn_once("a request_blocked receiver failed; the refusal is sent all the same")
-    answer = gate.answer(state, as_json, feature, script_root(request.environ))
+    answer = gate.answer(
+        state,
+        as_json,
+        feature,
+        script_root(request.environ),
+        request.environ.get("HTTP_ACCEPT_LANGUAGE"),
+        request.method not in SAFE_METHODS,
+    )
     next(answer.counter)
     response = Response(answer.body, status=answer.status, headers=list(answer.headers))
     template = gate.settings.template
@@ -175,6 +185,7 @@ def refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Featur
                 feature=feature,
                 retry_after=answer.retry_after,  # exactly what the header says
                 readonly=state.mode == "readonly",
+                language=choose(request.headers.get("Accept-Language"), state.languages).page,
             )
         except Exception:  # a broken custom page falls back to the built-in one
             gate.warn_once(f"maintenance template {template!r} failed; using the built-in page")

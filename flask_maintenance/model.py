@@ -15,19 +15,21 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
-from . import times
+from . import rules, texts, times
 from .backends.base import Damaged, Raw
 from .rules import BLOCKING_MODES, FEATURE_NAME, MAX_MESSAGE_LENGTH, MAX_SECONDS, MODES, encodable
 from .times import format_instant, parse_instant, seconds_until
 
 #: Where ``Maintenance.feature`` records its names on a view, command or function.
 FEATURES_ATTRIBUTE = "__maintenance_features__"
-DEFAULT_BANNER = "Maintenance in progress"
 NO_FEATURES: Mapping[str, Feature] = MappingProxyType({})
+NO_MESSAGES: Mapping[str, str] = MappingProxyType({})
+#: How long full maintenance may last before ``status`` and the log warn about search engines.
+LONG_OUTAGE = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class State:
     SHA-256 of the bypass secret (the secret itself is never stored) and ``window`` changes with
     every new window, so that bypass cookies from an earlier one stop working. ``scheduled`` is
     the planned window, if any, and ``features`` the features switched off on their own.
+    ``messages`` holds the operator's translations of ``message`` by language tag (``de``).
     """
 
     active: bool
@@ -87,12 +90,15 @@ class State:
     token_hash: str | None = None
     scheduled: Schedule | None = None
     features: Mapping[str, Feature] = field(default_factory=lambda: NO_FEATURES)
+    messages: Mapping[str, str] = field(default_factory=lambda: NO_MESSAGES)
     default_retry: int = field(default=60, repr=False)
     # Derived once here, because every request tests them.
     #: True when some requests are refused (modes ``full`` and ``readonly``).
     blocking: bool = field(init=False, repr=False, compare=False)
     #: Nothing to do for any request: off, nothing planned, no feature switched off.
     idle: bool = field(init=False, repr=False, compare=False)
+    #: The tags of ``messages``, sorted: what a visitor's ``Accept-Language`` chooses from.
+    languages: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         mode = (self.mode or "full") if self.active else None
@@ -100,20 +106,23 @@ class State:
         object.__setattr__(self, "blocking", mode in BLOCKING_MODES)
         idle = not self.active and self.scheduled is None and not self.features
         object.__setattr__(self, "idle", idle)
+        object.__setattr__(self, "languages", tuple(sorted(self.messages)))
 
     @property
     def banner(self) -> str | None:
-        """What a banner says now: the message while on, the announcement of a planned window
-        before it starts, else ``None``."""
-        if self.active:
-            return self.message or DEFAULT_BANNER
-        if self.scheduled is not None:
-            window = self.scheduled
-            text = f"Scheduled maintenance at {window.starts_at:%Y-%m-%d %H:%M} UTC"
-            if window.ends_at is not None:
-                text += f" until {window.ends_at:%Y-%m-%d %H:%M} UTC"
-            return f"{text}: {window.message}" if window.message else text
-        return None
+        """What a banner says now, in English: the message while on, the announcement of a
+        planned window before it starts, else ``None`` (templates get it in the visitor's
+        language as ``maintenance_banner``)."""
+        return texts.banner(self)
+
+    def long_outage(self, now: datetime | None = None) -> bool:
+        """Whether full maintenance has lasted more than 24 hours: search engines then start to
+        drop the site's pages (a 503 is meant to be short)."""
+        return (
+            self.mode == "full"
+            and self.started_at is not None
+            and (now or times.utcnow()) - self.started_at > LONG_OUTAGE
+        )
 
     def overdue(self, now: datetime | None = None) -> bool:
         """Whether the expected end has passed while maintenance is still on."""
@@ -150,7 +159,8 @@ class State:
     def to_json(self) -> bytes:
         """The lock's content (only meaningful for an active state)."""
         record = {**self._window_fields(), "window": self.window, "token_hash": self.token_hash}
-        data = {key: value for key, value in record.items() if value is not None}
+        # Only what is set: a lock without translations is what earlier versions wrote.
+        data = {key: value for key, value in record.items() if value is not None and value != {}}
         return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
     def _window_fields(self) -> dict[str, Any]:
@@ -163,6 +173,7 @@ class State:
             "ends_at": _instant(self.ends_at),
             "user": self.user,
             "host": self.host,
+            "messages": dict(sorted(self.messages.items())),
         }
 
     @classmethod
@@ -195,6 +206,7 @@ class State:
             host=_field(data, "host", _text, None, problems),
             window=_field(data, "window", _text, None, problems),
             token_hash=_field(data, "token_hash", _text, None, problems),
+            messages=_field(data, "messages", _messages, NO_MESSAGES, problems),
         )
         warning = None
         if problems:
@@ -355,6 +367,18 @@ def _text(value: object) -> str:
 def _message(value: object) -> str:
     """A stored message: text, encodable, cut to the maximum length (a hand edit may exceed it)."""
     return _text(value)[:MAX_MESSAGE_LENGTH]
+
+
+def _messages(value: object) -> Mapping[str, str]:
+    """Stored translations: each tag valid and written as ``on`` writes it, each text a message."""
+    if not isinstance(value, dict):
+        raise TypeError(value)
+    checked = {}
+    for tag, text in value.items():
+        if rules.language_tag(tag) != tag:
+            raise ValueError(tag)
+        checked[tag] = _message(text)
+    return MappingProxyType(checked)
 
 
 def _schedule(value: object) -> Schedule | None:

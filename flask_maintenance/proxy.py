@@ -140,7 +140,7 @@ def server_snippet(
         # The same segment-boundary match as the app: /health covers /health/live, not /healthy.
         alternatives = "|".join(re.escape(prefix) if prefix != "/" else "" for prefix in prefixes)
         lines += [
-            "# Paths the app answers itself during maintenance (allowed paths, the status path).",
+            "# Paths the app answers itself during maintenance (allowed paths, the status path, robots.txt).",
             f'if ($uri ~ "^({alternatives})(/|$)") {{',
             "    set $flask_maintenance 0;",
             "}",

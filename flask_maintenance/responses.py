@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from .rules import encodable
+from .texts import DEFAULT_LANGUAGE, Texts, banner, texts
 from .times import format_instant
 
 if TYPE_CHECKING:
@@ -29,11 +30,12 @@ PROBLEM_TYPE = "urn:flask-maintenance:problem:maintenance"
 READONLY_PROBLEM_TYPE = "urn:flask-maintenance:problem:read-only"
 FEATURE_PROBLEM_TYPE = "urn:flask-maintenance:problem:feature"
 LINK_PROBLEM_TYPE = "urn:flask-maintenance:problem:bypass-link"
-FULL_TITLE = "Down for maintenance"
-READONLY_TITLE = "Read-only mode"
-FULL_DETAIL = "The service is down for maintenance. Please try again shortly."
-FEATURE_DETAIL = "This part of the service is down for maintenance; everything else works."
-READONLY_DETAIL = "The service is read-only during maintenance; changes cannot be saved right now."
+# The English texts, for callers that speak no other language (Socket.IO refusals).
+FULL_TITLE = texts().full_title
+READONLY_TITLE = texts().readonly_title
+FULL_DETAIL = texts().full_detail
+FEATURE_DETAIL = texts().feature_detail
+READONLY_DETAIL = texts().readonly_detail
 STATUS_LINE = "503 SERVICE UNAVAILABLE"
 #: Marks every 503 the extension sends (value: ``full``, ``readonly`` or ``feature``), so that a
 #: proxy or the edge Worker can tell the app's own refusal from a server that is down.
@@ -146,6 +148,11 @@ def blocked(
     extra_headers: Mapping[str, str] | None = None,
     recovery_checks: Sequence[str] = (),
     refused_in: Sequence[str] | None = None,
+    language: str = DEFAULT_LANGUAGE,
+    translation: str | None = None,
+    write: bool = False,
+    site_name: str | None = None,
+    status_page_url: str | None = None,
 ) -> Answer:
     """The 503 for a refused request: for the whole site, or for one switched-off feature.
 
@@ -156,16 +163,23 @@ def blocked(
     :param refused_in: the modes in which the page's request is still refused; it reloads
         itself in the others. By default ``full``, and ``readonly`` too for the read-only page
         (it answered a write); a proxy that refuses in every mode (nginx) gives them all.
+    :param language: the catalog's language (:data:`flask_maintenance.texts.LANGUAGES`).
+    :param translation: the tag of the operator's translation to show instead of the message.
+    :param write: the refused request would have changed something (a POST): the page says it
+        was not saved, offers to go back to the form, and never reloads itself.
+    :param site_name: ``MAINTENANCE_SITE_NAME``; ``status_page_url``: ``MAINTENANCE_STATUS_PAGE_URL``.
     """
+    words = texts(language)
     ends_at = None if feature is not None else state.ends_at
     overdue = feature is None and state.overdue()
     if feature is not None:
-        title = f"{feature.name} is temporarily unavailable"
-        detail = feature.message or FEATURE_DETAIL
+        title = words.feature_title.format(feature=feature.name)
+        detail = feature.message or words.feature_detail
         problem_type = FEATURE_PROBLEM_TYPE
     else:
-        title = READONLY_TITLE if readonly else FULL_TITLE
-        detail = state.message or (READONLY_DETAIL if readonly else FULL_DETAIL)
+        title = words.readonly_title if readonly else words.full_title
+        message = state.messages.get(translation) if translation is not None else None
+        detail = message or state.message or (words.readonly_detail if readonly else words.full_detail)
         problem_type = READONLY_PROBLEM_TYPE if readonly else PROBLEM_TYPE
     detail = encodable(detail)
     headers = []
@@ -182,23 +196,34 @@ def blocked(
         }
         if feature is not None:
             problem["feature"] = feature.name
+        if status_page_url is not None:
+            problem["status_page_url"] = status_page_url
         body = json.dumps(problem).encode()
         headers.append(("Content-Type", "application/problem+json"))
     else:
-        feature_name = None if feature is None else feature.name
-        body = _page(
+        page = _Page(
+            words,
             title,
             detail,
             retry_after,
             ends_at,
             overdue,
             status_url,
-            feature_name,
+            None if feature is None else feature.name,
             recovery_checks,
-            refused_in or (("full", "readonly") if readonly else ("full",)),
-        ).encode("utf-8")
+            tuple(refused_in or (("full", "readonly") if readonly else ("full",))),
+            write,
+            site_name,
+            status_page_url,
+        )
+        body = page.render().encode("utf-8")
         headers += [("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", PAGE_CSP)]
-    headers += [("Retry-After", str(retry_after)), ("Cache-Control", "no-store")]
+    headers += [
+        ("Retry-After", str(retry_after)),
+        ("Cache-Control", "no-store"),
+        ("Content-Language", language),
+        ("Vary", "Accept, Accept-Language"),
+    ]
     headers.append((MARKER_HEADER, "feature" if feature is not None else "readonly" if readonly else "full"))
     if banner is not None:
         headers.append(("X-Maintenance-Banner", banner))
@@ -218,7 +243,9 @@ def link_refused(*, as_json: bool, home: str) -> Answer:
         body = json.dumps(problem).encode()
         headers = [("Content-Type", "application/problem+json")]
     else:
-        body = _NOTICE.format(title=escape(title), detail=escape(detail), home=escape(home)).encode()
+        body = _NOTICE.format(
+            language=DEFAULT_LANGUAGE, title=escape(title), detail=escape(detail), home=escape(home)
+        ).encode()
         headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", NOTICE_CSP)]
     headers.append(("Cache-Control", "no-store"))
     return Answer(status=403, headers=tuple(headers), body=body, retry_after=0)
@@ -230,6 +257,7 @@ def public_status(state: State, now: datetime) -> dict[str, Any]:
         "active": state.active,
         "mode": state.mode,
         "message": state.message if state.active else None,
+        "messages": dict(sorted(state.messages.items())) if state.active else {},
         "retry_after": state.retry_after(now) if state.blocking else None,
         "overdue": state.overdue(now),
         "started_at": _instant(state.started_at),
@@ -239,10 +267,16 @@ def public_status(state: State, now: datetime) -> dict[str, Any]:
     }
 
 
-def banner_header(state: State) -> str:
+def banner_header(state: State, language: str = DEFAULT_LANGUAGE, translation: str | None = None) -> str:
     """``X-Maintenance-Banner``: the banner text, percent-encoded where HTTP headers can't carry it,
-    at most :data:`MAX_BANNER_BYTES` long, cut between characters with an ellipsis."""
-    return _banner_header(state.banner or "")
+    at most :data:`MAX_BANNER_BYTES` long, cut between characters with an ellipsis.
+
+    :param language: the catalog's language for the default texts; ``translation``: the tag of
+        the operator's translation to show instead of the message (both from
+        :func:`flask_maintenance.languages.choose`).
+    """
+    message = None if translation is None else state.messages.get(translation)
+    return _banner_header(banner(state, language, message) or "")
 
 
 @functools.lru_cache(maxsize=16)  # thread-safe; the hook asks for it on every request in banner mode
@@ -275,50 +309,118 @@ def _instant(moment: datetime | None) -> str | None:
     return None if moment is None else format_instant(moment)
 
 
-def _page(
-    title: str,
-    detail: str,
-    retry_after: int,
-    ends_at: datetime | None,
-    overdue: bool,
-    status_url: str,
-    feature: str | None,
-    recovery_checks: Sequence[str],
-    refused_in: Sequence[str],
-) -> str:
-    if overdue:
-        expected = f"This is taking longer than expected. Please try again in about {_human(retry_after)}."
-    elif ends_at is None:
-        expected = f"Please try again in about {_human(retry_after)}."
-    else:
-        iso = format_instant(ends_at)
-        shown = ends_at.strftime("%Y-%m-%d %H:%M UTC")
-        expected = (
-            f'We expect to be back by <time datetime="{iso}" data-local>{shown}</time>'
-            ' <span id="local-time"></span>'
+@dataclass(frozen=True)
+class _Page:
+    """What the built-in page shows; :meth:`render` makes its HTML, every value escaped."""
+
+    words: Texts
+    title: str
+    detail: str
+    retry_after: int
+    ends_at: datetime | None
+    overdue: bool
+    status_url: str
+    feature: str | None
+    recovery_checks: Sequence[str]
+    #: The modes in which the page's request is still refused: it reloads itself in the others.
+    refused_in: tuple[str, ...]
+    write: bool
+    site_name: str | None
+    status_page_url: str | None
+
+    def render(self) -> str:
+        words = self.words
+        # The tab keeps the mode's title; the heading says what happened to the change.
+        heading = words.not_saved_title if self.write else self.title
+        attributes = {
+            "data-status-url": self.status_url,
+            "data-feature": self.feature,
+            # Validated to hold no spaces (config.py): one attribute, split on spaces by the script.
+            "data-checks": " ".join(self.recovery_checks) or None,
+            # Only when it differs from the full page's, the common case.
+            "data-refused-in": None if self.refused_in == ("full",) else " ".join(self.refused_in),
+            "data-write": "" if self.write else None,
+            "data-auto-reload": words.write_wait if self.write else words.auto_reload,
+            "data-back-again": words.back_again,
+            "data-your-time": words.your_time,
+            "data-overdue": words.overdue,
+        }
+        lead = f'<p class="lead">{escape(words.not_saved_detail)}</p>\n' if self.write else ""
+        back = (
+            f'<p><button type="button" id="back" hidden>{escape(words.go_back)}</button></p>\n'
+            if self.write
+            else ""
         )
-    return _PAGE.format(
-        title=escape(title),
-        detail=escape(detail),
-        expected=expected,
-        status_url=escape(status_url),
-        feature_attribute="" if feature is None else f' data-feature="{escape(feature)}"',
-        # Only when it differs from the full page's, the common case.
-        refused_attribute=""
-        if tuple(refused_in) == ("full",)
-        else f' data-refused-in="{" ".join(refused_in)}"',
-        # Validated to hold no spaces (config.py): one attribute, split on spaces by the script.
-        checks_attribute=f' data-checks="{escape(" ".join(recovery_checks))}"' if recovery_checks else "",
-    )
+        updates = ""
+        if self.status_page_url is not None:
+            updates = (
+                f'<p class="updates"><a href="{escape(self.status_page_url)}" rel="noopener noreferrer">'
+                f"{escape(words.follow_updates)}</a></p>\n"
+            )
+        return _PAGE.format(
+            language=words.language,
+            title=escape(self.title if self.site_name is None else f"{self.title} · {self.site_name}"),
+            site="" if self.site_name is None else f'<p class="site">{escape(self.site_name)}</p>\n',
+            heading=escape(heading),
+            attributes="".join(
+                f' {name}="{escape(value)}"' if value else f" {name}"
+                for name, value in attributes.items()
+                if value is not None
+            ),
+            lead=lead,
+            detail=paragraphs(self.detail),
+            expected=self._expected(),
+            back=back,
+            updates=updates,
+            live="" if self.write else escape(words.reload_hint),
+        )
+
+    def _expected(self) -> str:
+        words = self.words
+        again = escape(words.try_again.format(duration=words.duration(self.retry_after)))
+        if self.overdue:  # never a time in the past
+            return f"{escape(words.overdue)} {again}"
+        if self.ends_at is None:
+            return again
+        iso = format_instant(self.ends_at)
+        shown = self.ends_at.strftime("%Y-%m-%d %H:%M UTC")
+        when = f'<time datetime="{iso}" data-local>{shown}</time>'
+        return escape(words.back_by).format(time=when) + ' <span id="local-time"></span>'
 
 
-def _human(seconds: int) -> str:
-    if seconds < 90:
-        return f"{max(seconds, 1)} second{'s' if seconds != 1 else ''}"
-    minutes = round(seconds / 60)
-    if minutes < 90:
-        return f"{minutes} minutes"
-    return f"{round(minutes / 60)} hours"
+#: http(s) addresses in a message, which the page shows as links.
+_URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
+# Punctuation that ends a sentence rather than an address.
+_TRAILING = ".,;:!?)]}"
+
+
+def _has_host(url: str) -> bool:
+    try:
+        return bool(urlsplit(url).hostname)
+    except ValueError:  # "http://[::1" and the like
+        return False
+
+
+def paragraphs(text: str) -> str:
+    """A message as HTML: each line a paragraph, ``http(s)`` addresses as links, all escaped."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(f'<p class="detail">{_linked(line.strip())}</p>' for line in lines if line.strip())
+
+
+def _linked(line: str) -> str:
+    pieces = []
+    done = 0
+    for match in _URL.finditer(line):
+        url = match.group(0)
+        while url[-1] in _TRAILING and not (url[-1] == ")" and url.count("(") >= url.count(")")):
+            url = url[:-1]
+        if not _has_host(url):
+            continue  # "http://" alone: text, not a link
+        link = f'<a href="{escape(url)}" rel="noopener noreferrer nofollow">{escape(url)}</a>'
+        pieces += [escape(line[done : match.start()]), link]
+        done = match.start() + len(url)
+    pieces.append(escape(line[done:]))
+    return "".join(pieces)
 
 
 # The inline style and script are constants, so that the page's Content-Security-Policy can allow
@@ -334,27 +436,39 @@ main { width: 100%; max-width: 34rem; border-radius: 12px; padding: calc(2rem + 
   background: var(--card) linear-gradient(var(--accent) 0 6px, transparent 6px); box-shadow: 0 8px 24px rgba(0,0,0,.08); }
 h1 { margin: 0 0 .75rem; font-size: 1.6rem; line-height: 1.25; }
 p { margin: 0 0 1rem; overflow-wrap: anywhere; }
+:lang(ko) h1, :lang(ko) p { word-break: keep-all; }
 .expected { color: var(--muted); }
 time, #local-time { white-space: nowrap; }
 .live { margin: 0; font-size: .9rem; color: var(--muted); }
+.site { margin: 0 0 .25rem; font-weight: 600; color: var(--muted); }
+.lead { font-weight: 600; }
+a { color: inherit; }
+button { font: inherit; padding: .5rem 1.1rem; border: 0; border-radius: 6px; background: var(--accent); color: #fff; cursor: pointer; }
 """
 
 _SCRIPT = """
 (function () {
   var main = document.querySelector("main");
+  function text(name) { return main.getAttribute("data-" + name); }
   var statusUrl = main.getAttribute("data-status-url");
-  var feature = main.getAttribute("data-feature");
+  var feature = text("feature");
   // The modes that still refuse the request this page answered: it reloads in any other.
-  var refusedIn = (main.getAttribute("data-refused-in") || "full").split(" ");
+  var refusedIn = (text("refused-in") || "full").split(" ");
+  // A refused write must never reload itself: that would turn the POST into a GET.
+  var write = main.hasAttribute("data-write");
   var live = document.getElementById("live");
-  live.textContent = "This page reloads by itself as soon as we are back.";
+  live.textContent = text("auto-reload");
+  var back = document.getElementById("back");
+  if (back) {
+    back.hidden = false;
+    back.addEventListener("click", function () { history.back(); });
+  }
   var when = document.querySelector("time[data-local]");
-  if (when) {
-    var local = new Date(when.getAttribute("datetime"));
-    if (!isNaN(local) && local.getTimezoneOffset() !== 0) {
-      var shown = local.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
-      document.getElementById("local-time").textContent = "(" + shown + " your time)";
-    }
+  var end = when ? new Date(when.getAttribute("datetime")) : null;
+  if (end && !isNaN(end) && end.getTimezoneOffset() !== 0) {
+    var lang = document.documentElement.lang;
+    var shown = end.toLocaleString(lang, { dateStyle: "medium", timeStyle: "short" });
+    document.getElementById("local-time").textContent = text("your-time").replace("{time}", shown);
   }
   var checks = (main.getAttribute("data-checks") || "").split(" ").filter(Boolean);
   function over() {
@@ -376,10 +490,14 @@ _SCRIPT = """
     location.replace(location.pathname + "?" + query + location.hash);
   }
   function check() {
+    if (end && new Date() >= end) {  // never a time in the past
+      document.querySelector(".expected").textContent = text("overdue");
+    }
     Promise.all([over()].concat(checks.map(healthy)))
       .then(function (results) {
-        if (results.every(Boolean)) { reload(); }
-        else { setTimeout(check, 4000 + Math.random() * 2000); }
+        if (!results.every(Boolean)) { setTimeout(check, 4000 + Math.random() * 2000); }
+        else if (write) { live.textContent = text("back-again"); }
+        else { reload(); }
       })
       .catch(function () { setTimeout(check, 8000); });
   }
@@ -404,7 +522,7 @@ PAGE_CSP = (
 # shows when static files or a CDN are part of what is down. (Templates for str.format.)
 _HEAD = (
     """<!doctype html>
-<html lang="en">
+<html lang="{language}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -420,11 +538,11 @@ _HEAD = (
 
 _PAGE = (
     _HEAD
-    + """<main role="main" data-status-url="{status_url}"{feature_attribute}{refused_attribute}{checks_attribute}>
-<h1>{title}</h1>
-<p class="detail">{detail}</p>
+    + """<main role="main"{attributes}>
+{site}<h1>{heading}</h1>
+{lead}{detail}
 <p class="expected">{expected}</p>
-<p class="live" id="live">Reload this page to check whether we are back.</p>
+{back}{updates}<p class="live" id="live" aria-live="polite">{live}</p>
 </main>
 <script>"""
     + _SCRIPT.replace("{", "{{").replace("}", "}}")

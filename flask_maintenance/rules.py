@@ -8,7 +8,9 @@ accepted. The writes, the config and the command line all call these, so no limi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from . import times
 from .errors import ConfigurationError
@@ -25,6 +27,10 @@ MAX_MESSAGE_LENGTH = 2000
 MAX_SECONDS = int(MAX_DURATION.total_seconds())
 #: Feature names: what a blueprint may be called, plus dashes.
 FEATURE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+#: Language tags of translations: a language, then maybe a script and a region (``zh-Hans-CN``).
+LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3})(?:-([A-Za-z]{4}))?(?:-([A-Za-z]{2}|[0-9]{3}))?")
+#: Most translations of one message: the lock stays small.
+MAX_TRANSLATIONS = 20
 
 
 def mode(value: object, label: str = "mode") -> str:
@@ -66,6 +72,60 @@ def message(value: object, label: str = "message") -> str | None:
             f"{label} is too long ({len(value)} characters; at most {MAX_MESSAGE_LENGTH})"
         )
     return encodable(value)
+
+
+def language_tag(value: object, label: str = "language") -> str:
+    """A :data:`LANGUAGE_TAG` in its usual case: ``de``, ``pt-BR``, ``zh-Hans``."""
+    match = LANGUAGE_TAG.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ConfigurationError(f"{label}: {value!r} is not a language tag such as de, pt-BR or zh-Hans")
+    language, script, region = match.groups()
+    return "-".join(
+        part for part in (language.lower(), script and script.title(), region and region.upper()) if part
+    )
+
+
+def translation(value: object, label: str = "translation") -> tuple[str, str]:
+    """``LANG=TEXT`` (``de=Wartung bis 3 Uhr``): the tag and a non-empty :func:`message`."""
+    if not isinstance(value, str) or "=" not in value:
+        raise ConfigurationError(f"{label} must be LANG=TEXT, such as de='Wartung bis 3 Uhr', not {value!r}")
+    tag, _, text = value.partition("=")
+    return _translation(tag.strip(), text, label)
+
+
+def _translation(tag: object, text: object, label: str) -> tuple[str, str]:
+    tag = language_tag(tag, label)
+    checked = message(text, f"{label} {tag}")
+    if checked is None:
+        raise ConfigurationError(f"{label} {tag} is empty")
+    return tag, checked
+
+
+def translations(value: object, label: str = "translations") -> dict[str, str]:
+    """A message per language: a mapping of tags to texts, or ``LANG=TEXT`` items or pairs.
+
+    Each tag at most once (``de`` and ``DE`` are the same), at most :data:`MAX_TRANSLATIONS`.
+    """
+    if isinstance(value, Mapping):
+        items: list[Any] = list(value.items())
+    elif isinstance(value, Iterable) and not isinstance(value, str | bytes):
+        items = list(value)
+    else:
+        raise ConfigurationError(f"{label} must map language tags to texts, not {value!r}")
+    checked: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, str):
+            tag, text = translation(item, label)
+        elif isinstance(item, tuple) and len(item) == 2:
+            tag, text = _translation(*item, label)
+        else:
+            raise ConfigurationError(f"{label} must map language tags to texts, not {item!r}")
+        if tag in checked:
+            raise ConfigurationError(f"{label}: {tag} is given twice")
+        checked[tag] = text
+    if len(checked) > MAX_TRANSLATIONS:
+        raise ConfigurationError(f"{label}: at most {MAX_TRANSLATIONS} languages, not {len(checked)}")
+    return checked
 
 
 def encodable(text: str) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from . import times
 from .backends import Backend
 from .errors import ConfigurationError
-from .model import Plan, State, resolve
+from .model import LONG_OUTAGE, Plan, State, resolve
 from .times import format_instant
 
 Say = Callable[[str], None]
@@ -73,7 +73,11 @@ def switch_off(changed: bool, after: State, describe_backend: str, say: Say) -> 
 def status_json(state: State, describe_backend: str, extra: Mapping[str, Any] | None = None) -> str:
     """``status --json``: the state, the ``Retry-After`` being sent, the backend, and ``extra``
     (what only the app can tell, such as its workers)."""
-    sent = {"retry_after": state.retry_after() if state.blocking else None, "overdue": state.overdue()}
+    sent = {
+        "retry_after": state.retry_after() if state.blocking else None,
+        "overdue": state.overdue(),
+        "long_outage": state.long_outage(),
+    }
     return json.dumps({**state.to_dict(), **sent, "backend": describe_backend, **(extra or {})}, indent=2)
 
 
@@ -98,6 +102,13 @@ def describe(state: State, describe_backend: str, say: Say) -> None:
             when = f"in {state.ends_at - now}"
         say(f"  expected end: {format_instant(state.ends_at)} ({when})")
     say(f"  message:      {state.message or '(default)'}")
+    for tag, text in sorted(state.messages.items()):
+        say(f"  message [{tag}]: {text}")
+    if state.long_outage():
+        say(
+            f"  warning:      full maintenance for more than {LONG_OUTAGE.total_seconds() // 3600:.0f} hours: "
+            "search engines may start dropping the site's pages (readonly or banner mode keeps it crawlable)"
+        )
     _describe_plan(state, say)
     say(f"  backend:      {describe_backend}")
 
@@ -127,6 +138,12 @@ def _changes(before: State, after: State) -> list[str]:
             ),
             ("message", before.message, after.message, lambda v: repr(v) if v else "(default)"),
             ("expected end", before.ends_at, after.ends_at, lambda v: format_instant(v) if v else "(none)"),
+            (
+                "translations",
+                before.messages,
+                after.messages,
+                lambda v: ", ".join(f"{tag}={text!r}" for tag, text in sorted(v.items())) or "(none)",
+            ),
         )
         if old != new
     ]

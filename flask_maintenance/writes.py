@@ -18,8 +18,10 @@ import logging
 import secrets
 import socket
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from . import rules, times
@@ -27,7 +29,7 @@ from .backends import Backend, Damaged, Raw
 from .backends.base import MAX_DOCUMENT_BYTES, Change
 from .errors import ConfigurationError, MaintenanceError
 from .history import Entry, who_am_i
-from .model import NO_FEATURES, OFF, Feature, Plan, Schedule, State, resolve
+from .model import NO_FEATURES, NO_MESSAGES, OFF, Feature, Plan, Schedule, State, resolve
 from .notify import Announcer
 
 logger = logging.getLogger("flask_maintenance")
@@ -65,6 +67,7 @@ class Writer:
         message: str | None = None,
         ends_at: datetime | str | None = None,
         token_hash: str | None = None,
+        translations: Mapping[str, str] | Iterable[Any] | None = None,
     ) -> tuple[State | None, State]:
         """Switch on, or change what is named while on; return the lock before and after.
 
@@ -72,6 +75,9 @@ class Writer:
         On, only the arguments given change: ``None`` keeps the current value, and an empty
         ``message`` removes it. A ``token_hash`` (a new bypass secret) starts a new window, so
         that earlier bypass links and cookies stop working; otherwise the window is kept.
+        ``translations`` (see :func:`rules.translations <flask_maintenance.rules.translations>`)
+        replace the message's translations; a new ``message`` without them drops the old ones,
+        which translated the old message.
 
         :raises ConfigurationError: for a bad argument (nothing is written).
         """
@@ -80,6 +86,11 @@ class Writer:
         retry = None if retry is None else rules.seconds(retry, "retry")
         new_message = None if message is None else rules.message(message)
         end = None if ends_at is None else rules.future_instant(ends_at, "ends_at", now)
+        messages: Mapping[str, str] | None = None
+        if translations is not None:
+            messages = MappingProxyType(rules.translations(translations))
+        if messages is None and message is not None:
+            messages = NO_MESSAGES
         before: State | None = None
         after = OFF
 
@@ -103,6 +114,7 @@ class Writer:
                     host=socket.gethostname(),
                     window=secrets.token_hex(8),
                     token_hash=token_hash,
+                    messages=messages or NO_MESSAGES,
                     default_retry=self.default_retry,
                 )
             else:
@@ -116,10 +128,16 @@ class Writer:
                     ends_at=current.ends_at if end is None else end,
                     token_hash=current.token_hash if token_hash is None else token_hash,
                     window=current.window if token_hash is None else secrets.token_hex(8),
+                    messages=current.messages if messages is None else messages,
                 )
                 if after == current:
                     return lock, plan  # nothing named changes anything: write nothing
-            return after.to_json(), plan
+            data = after.to_json()
+            if len(data) > MAX_DOCUMENT_BYTES:
+                raise ConfigurationError(
+                    f"the lock would be larger than {MAX_DOCUMENT_BYTES // 1024} KiB: shorten the translations"
+                )
+            return data, plan
 
         pairs = self._update(change)
         self._tell(

@@ -27,6 +27,7 @@ STATUS_KEYS = {
     "active",
     "mode",
     "message",
+    "messages",
     "retry_after",
     "overdue",
     "started_at",

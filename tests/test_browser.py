@@ -36,6 +36,7 @@ from browser_support import (
 from servers import http_get
 
 from flask_maintenance.backends.file import FileBackend
+from flask_maintenance.texts import texts
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -265,6 +266,86 @@ class TestMaintenancePage:
         assert foreign(visitor.requested, site.origin) == []
 
 
+#: Each catalog language, the browser locale that asks for it, and a word its page must show.
+LOCALES = {
+    "en": "en-US",
+    "de": "de-DE",
+    "ko": "ko-KR",
+    "ja": "ja-JP",
+    "fr": "fr-FR",
+    "es": "es-ES",
+    "pt": "pt-BR",
+    "zh-Hans": "zh-CN",
+}
+CJK = {"ko", "ja", "zh-Hans"}
+
+
+def fonts_of(visitor: Visitor, selector: str) -> dict[str, int]:
+    """The fonts Chromium drew ``selector``'s text with, and how many glyphs each drew
+    (Chromium's own answer, over the DevTools protocol)."""
+    session = visitor.context.new_cdp_session(visitor.page)
+    try:
+        session.send("DOM.enable")
+        session.send("CSS.enable")
+        root = session.send("DOM.getDocument")["root"]["nodeId"]
+        node = session.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+        fonts = session.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    finally:
+        session.detach()
+    return {font["familyName"]: font["glyphCount"] for font in fonts}
+
+
+class TestLanguages:
+    def test_each_language_in_the_browser(
+        self, site: ExampleSite, browser: Browser, new_visitor: NewVisitor, screenshots: Path
+    ) -> None:
+        site.maintenance(
+            "on",
+            "--message",
+            MESSAGE,
+            "--translation",
+            "de=Wir ziehen das Gästebuch auf eine neue Datenbank um. Ihre Einträge sind sicher.",
+            "--translation",
+            "ko=방명록을 새 데이터베이스로 옮기고 있습니다. 작성하신 글은 안전합니다.",
+            "--for",
+            "30m",
+        )
+        for language, locale in LOCALES.items():
+            words = texts(language)
+            visitor = new_visitor(locale=locale, timezone_id="Asia/Seoul")
+            response = visitor.page.goto(site.url("/guestbook"))
+            assert response is not None and response.status == 503
+            assert response.headers["content-language"] == language
+            assert visitor.page.title() == words.full_title
+            assert visitor.page.evaluate("document.documentElement.lang") == language
+            text = visitor.text()
+            assert words.full_title in text
+            assert words.auto_reload in text  # the inline script ran, in this language
+            before, _, after = words.your_time.partition("{time}")
+            assert before in text and after in text  # the end in the visitor's time, in words of theirs
+            if language in ("de", "ko"):
+                assert "Gästebuch" in text or "방명록" in text
+            else:
+                assert MESSAGE in text
+            if language in CJK:
+                # Real glyphs, not empty boxes: every letter of the heading from a CJK font (a
+                # space may come from another).
+                fonts = fonts_of(visitor, "h1")
+                drawn = sum(count for family, count in fonts.items() if "CJK" in family)
+                assert drawn == len(words.full_title.replace(" ", "")), fonts
+            if language in ("de", "ko"):
+                screenshot(
+                    browser,
+                    visitor,
+                    screenshots / f"maintenance-{language}.png",
+                    PAGE_BACKGROUND,
+                    CARD,
+                    ACCENT,
+                )
+            assert_stayed_home(visitor, site)
+            visitor.context.close()
+
+
 class TestBanner:
     def test_banner_mode_shows_the_message_on_every_page(
         self, site: ExampleSite, browser: Browser, new_visitor: NewVisitor, screenshots: Path
@@ -328,17 +409,30 @@ class TestReadonly:
         assert_stayed_home(reader, site)
         screenshot(browser, reader, screenshots / "readonly.png", BANNER_AMBER)
 
-        # When the window ends the refused page reloads itself with a GET: the refused form is
-        # not sent a second time.
+        # The refusal says the change was not saved. When the window ends it does not reload
+        # itself (that would be a GET of the form's address, and the form would be gone): it
+        # says so, and going back finds the form as the writer left it.
+        assert writer.page.inner_text("h1") == "Your change was not saved"
         writer.page.evaluate("window.stillTheRefusal = true")
         site.maintenance("off", settle=False)
-        writer.wait_for(
-            "!window.stillTheRefusal && document.readyState === 'complete'"
-            " && document.title.startsWith('Sign the guestbook')"
-        )
+        writer.wait_for("document.getElementById('live').textContent.includes('We are back')")
+        assert writer.page.evaluate("window.stillTheRefusal") is True
+        assert writer.page.url == site.url("/guestbook")
+        with writer.page.expect_event("load"):
+            writer.page.get_by_role("button", name="Go back").click()
+        assert writer.page.title().startswith("Sign the guestbook")
+        assert writer.page.get_by_label("Your name").input_value() == "Grace"
+        assert writer.page.get_by_label("Message").input_value() == "Back in a minute."
         text = writer.text()
-        assert "Lovely guestbook!" in text
-        assert "Back in a minute." not in text and "Thank you" not in text
+        assert "Lovely guestbook!" in text and "Thank you" not in text
+        # Sent again, now that the site is back, it is saved once.
+        with (
+            writer.page.expect_response(lambda answer: answer.request.method == "POST") as posted,
+            writer.page.expect_event("load"),
+        ):
+            writer.page.get_by_role("button", name="Sign").click()
+        assert posted.value.status == 303
+        assert writer.text().count("Back in a minute.") == 1
 
 
 class TestBypass:

@@ -220,7 +220,7 @@ class TestTheRefusal:
         assert "<b>moving</b>" not in page
         assert "Down for maintenance" not in page
         # The page waits for this feature, not for the whole site, to come back.
-        assert '<main role="main" data-status-url="/_maintenance" data-feature="admin">' in page
+        assert '<main role="main" data-status-url="/_maintenance" data-feature="admin" ' in page
 
     def test_the_rest_of_the_app_runs_and_has_no_banner(self, shop: Shop) -> None:
         shop.extension.enable(feature="payments", app=shop.app)

@@ -133,7 +133,7 @@ class TestNginxConfig:
             MAINTENANCE_LOCK_FILE=str(public_dir / "m.lock"),
             MAINTENANCE_ALLOWED_PATHS=["/health/", "/v1.0"],
         ).stdout
-        assert 'if ($uri ~ "^(/health|/v1\\.0|/_maintenance)(/|$)") {' in text
+        assert 'if ($uri ~ "^(/health|/v1\\.0|/_maintenance|/robots\\.txt)(/|$)") {' in text
 
     def test_allowed_addresses_need_the_http_part(self, make_app: AppFactory, public_dir: Path) -> None:
         config = {

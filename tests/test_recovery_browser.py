@@ -132,4 +132,6 @@ def test_the_full_page_comes_back_once_reads_are_served(site: tuple[Gunicorn, Pa
     assert polls.count(f"{origin}/_maintenance") >= 2, polls
     assert visitor.page.evaluate("window.stillTheMaintenancePage === true")
     lock.unlink()
-    visitor.wait_for(home, timeout=20)
+    # Writes work again: the page says so and stays (reloading would turn the POST into a GET).
+    visitor.wait_for("document.getElementById('live').textContent.startsWith('We are back')", timeout=20)
+    assert visitor.page.evaluate("window.stillTheMaintenancePage === true")

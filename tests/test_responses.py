@@ -276,7 +276,7 @@ class TestPage:
         page = self.page(app)
         scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
         assert len(scripts) == 1
-        assert '<main role="main" data-status-url="/ops/state">' in page
+        assert '<main role="main" data-status-url="/ops/state" ' in page
         assert 'getAttribute("data-status-url")' in scripts[0]
         assert "fetch(" in scripts[0] and "location" in scripts[0]
         # The page polls a path the extension really serves, and serves during maintenance.
@@ -320,6 +320,7 @@ class TestReadonlyMode:
         maintenance.enable(mode="readonly", app=app)
         page = assert_page(app.test_client().open("/form", method=method, headers={"Accept": "text/html"}))
         assert "<title>Read-only mode</title>" in page
+        assert "<h1>Your change was not saved</h1>" in page
 
     def test_a_write_that_prefers_json_gets_json(self, app: Flask, maintenance: Maintenance) -> None:
         maintenance.enable(mode="readonly", app=app)

@@ -295,7 +295,7 @@ class TestTheEnd:
         # The browser rewrites the <time> element's instant in the reader's own zone.
         assert 'querySelector("time[data-local]")' in script
         assert 'getAttribute("datetime")' in script
-        assert "toLocaleString(" in script and "your time" in script
+        assert "toLocaleString(" in script and 'data-your-time="({time} your time)"' in page
         assert "<script src" not in page
 
     def test_without_auto_off_it_stays_on_past_the_end(self, wall: Clock, make_app: AppFactory) -> None:

@@ -46,6 +46,7 @@ class TestDocument:
             "active": False,
             "mode": None,
             "message": None,
+            "messages": {},
             "retry_after": None,
             "overdue": False,
             "started_at": None,
@@ -56,11 +57,14 @@ class TestDocument:
 
     def test_full_with_the_configured_retry(self, make_app: AppFactory) -> None:
         app = make_app(MAINTENANCE_RETRY_AFTER=30)
-        state = ext(app).enable(message="Upgrading the database", app=app)
+        state = ext(app).enable(
+            message="Upgrading the database", translations={"de": "Datenbank-Upgrade"}, app=app
+        )
         assert read_status(app) == {
             "active": True,
             "mode": "full",
             "message": "Upgrading the database",
+            "messages": {"de": "Datenbank-Upgrade"},
             "retry_after": 30,
             "overdue": False,
             "started_at": format_instant(state.started_at),  # type: ignore[arg-type]
