@@ -253,6 +253,9 @@ class Worker:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._published: tuple[Backend, str] | None = None
+        # One publish at a time: the heartbeat thread and a caller of publish() share the
+        # record's temp file, and two writers at once could leave it truncated.
+        self._publishing = threading.Lock()
         self._store: tuple[Backend, Heartbeats | None] | None = None
         self._warned: str | None = None
         self._running = False
@@ -335,6 +338,10 @@ class Worker:
         from this thread): what the cache holds and whether its interval has run out. A
         backend that cannot be written is logged once per message; the heartbeat goes on trying.
         """
+        with self._publishing:
+            return self._publish()
+
+    def _publish(self) -> float:
         cache = self._cache_of()
         period = max(cache.interval, MIN_PERIOD)
         state, version, rereading = cache.view()
