@@ -168,7 +168,7 @@ def _child(variant: str, lock: str, requests: int, accept: str | None, loop: str
     # The heartbeat is a cost per interval, priced on its own (the "heartbeat" loop): under
     # valgrind an interval's beat would fall on some fifty times fewer requests than in real
     # time, so its thread (started by the first request) ends before the counted ones.
-    gate = getattr(app.wsgi_app, "gate", None)
+    gate = getattr(getattr(app.wsgi_app, "__self__", None), "gate", None)  # the FastPath's
     if gate is not None:
         gate.worker.stop()  # and waits for its thread to end
     if loop is None:

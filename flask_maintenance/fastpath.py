@@ -29,7 +29,7 @@ from flask.ctx import RequestContext
 
 from .gate import SAFE_METHODS, Action, Gate, Verdict, script_root
 from .hook import finish
-from .inflight import CountUnsafeRequests
+from .languages import ACCEPT_LANGUAGE_PREFIX
 from .probes import probe_answer, probe_paths, send
 from .responses import STATUS_LINE
 
@@ -50,47 +50,72 @@ _BANNER_LENGTH = len("X-Maintenance-Banner")
 _VARY_LANGUAGE = ("Vary", "Accept-Language")
 
 
-class FastPath(CountUnsafeRequests):
+class FastPath:
     """Wraps Flask's own ``wsgi_app``; see the module docstring.
 
-    Its base class counts unsafe requests in flight (the drain); the decision is ``_answer``.
+    It also counts the unsafe requests in flight (the drain), as
+    :class:`~flask_maintenance.inflight.CountUnsafeRequests` does for an app without it: in
+    the same frame as the decision, since every request comes this way.
     """
 
     def __init__(self, wsgi_app: WSGIApplication, app: Flask, gate: Gate) -> None:
-        super().__init__(wsgi_app, gate.worker)
+        self.wsgi_app = wsgi_app
+        self.worker = gate.worker
         self.app = app
         self.gate = gate
         self.probes = probe_paths(gate.settings.status_path)
 
-    def _answer(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        gate = self.gate
-        state = gate.cache.get()
-        readiness = self.probes.get(environ.get("PATH_INFO"))  # type: ignore[arg-type]
-        if readiness is not None:  # /live and /ready, in every state (see probes.py)
-            return send(probe_answer(readiness, state), environ, start_response)
-        if state.idle:  # off: one clock comparison (in get) and this test
-            return self.wsgi_app(environ, start_response)
-        verdict = gate.decide(state, environ)
-        action = verdict[0]  # .action: a NamedTuple's field costs a descriptor call, an index does not
-        if action is not _REFUSE:
-            if action is _PASS:
-                return self._serve(verdict, environ, start_response)
-            finished = self._finish(verdict, environ, start_response)
-            if finished is not None:
-                return finished
-        # The built-in refusal, sent without Flask (here rather than in a method: every refused
-        # request comes this way): a prebuilt body and headers with Content-Length, a C-level
-        # count, and the debug line only when the log wants it.
-        _, state, as_json, feature = verdict  # unpacked: cheaper than three fields' descriptors
-        root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
-        method = environ.get("REQUEST_METHOD") or "GET"
-        write = method not in SAFE_METHODS and method.upper() not in SAFE_METHODS
-        answer = gate.answer(state, as_json, feature, root, environ.get("HTTP_ACCEPT_LANGUAGE"), write)
-        next(answer.counter)
-        if gate.debug_refusals:  # the same quiet record the app's refusals write
-            logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
-        start_response(STATUS_LINE, list(answer.wsgi_headers))
-        return [answer.body] if method == "GET" or method.upper() != "HEAD" else []
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        worker = self.worker
+        if not worker.serving:
+            worker.serve()
+        raw_method = environ.get("REQUEST_METHOD")
+        # Counted before the state is read (see inflight.py); a try costs nothing until it raises.
+        work = None if raw_method in SAFE_METHODS else worker.begin()
+        try:
+            gate = self.gate
+            state = gate.cache.get()
+            readiness = self.probes.get(environ.get("PATH_INFO"))  # type: ignore[arg-type]
+            if readiness is not None:  # /live and /ready, in every state (see probes.py)
+                return send(probe_answer(readiness, state), environ, start_response)
+            if state.idle:  # off: one clock comparison (in get) and this test
+                return self.wsgi_app(environ, start_response)
+            verdict = gate.decide(state, environ)
+            # Unpacked: cheaper than the fields' descriptors.
+            action, state, as_json, feature = verdict
+            if action is not _REFUSE:
+                if action is _PASS:
+                    return self._serve(verdict, environ, start_response)
+                finished = self._finish(verdict, environ, start_response)
+                if finished is not None:
+                    return finished
+            # The built-in refusal, sent without Flask (here rather than in a method: every
+            # refused request comes this way): a prebuilt body and headers with Content-Length,
+            # a C-level count, and the debug line only when the log wants it.
+            method = raw_method or "GET"
+            write = method not in SAFE_METHODS and method.upper() not in SAFE_METHODS
+            answer = None
+            prepared = gate.current
+            if feature is None and prepared.state is state and not environ.get("SCRIPT_NAME"):
+                # Nearly every refusal: its language's answers by the raw header (cut as
+                # choose() cuts it), one dictionary look-up; the slot is gate.plain_slot's.
+                accept_language = environ.get("HTTP_ACCEPT_LANGUAGE") or ""
+                if len(accept_language) > ACCEPT_LANGUAGE_PREFIX:
+                    accept_language = accept_language[:ACCEPT_LANGUAGE_PREFIX]
+                answers = prepared.by_header.get(accept_language) or prepared.answers_for(accept_language)
+                answer = answers[as_json + 2 * write]
+            if answer is None:
+                root = script_root(environ) if environ.get("SCRIPT_NAME") else ""
+                language = environ.get("HTTP_ACCEPT_LANGUAGE")
+                answer = gate.answer(state, as_json, feature, root, language, write)
+            next(answer.counter)
+            if gate.debug_refusals:  # the same quiet record the app's refusals write
+                logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
+            start_response(STATUS_LINE, list(answer.wsgi_headers))
+            return [answer.body] if method == "GET" or method.upper() != "HEAD" else []
+        finally:
+            if work is not None:
+                work.end()
 
     def _finish(
         self, verdict: Verdict, environ: WSGIEnvironment, start_response: StartResponse
@@ -190,7 +215,7 @@ def install(app: Flask, gate: Gate) -> bool:
     Werkzeug's, ``.application`` for WhiteNoise's, ...): the fast path goes inside the innermost.
     """
     if _is_flask_own(app, app.wsgi_app):
-        app.wsgi_app = FastPath(app.wsgi_app, app, gate)  # type: ignore[method-assign]
+        app.wsgi_app = _fast_path(app.wsgi_app, app, gate)  # type: ignore[method-assign, assignment]
         return True
     holder = _holder_of_flask_own(app)
     if holder is None:
@@ -204,8 +229,18 @@ def install(app: Flask, gate: Gate) -> bool:
         )
         return False
     middleware, attribute = holder
-    setattr(middleware, attribute, FastPath(getattr(middleware, attribute), app, gate))
+    setattr(middleware, attribute, _fast_path(getattr(middleware, attribute), app, gate))
     return True
+
+
+def _fast_path(wsgi_app: WSGIApplication, app: Flask, gate: Gate) -> WSGIApplication:
+    """A :class:`FastPath` around ``wsgi_app``, as the bound method that is called per request.
+
+    Calling an instance looks its ``__call__`` up on every call (some 700 machine instructions
+    in CPython 3.11, more than the whole decision of a request while off); a bound method is
+    called directly. The instance stays reachable as the method's ``__self__``.
+    """
+    return FastPath(wsgi_app, app, gate).__call__
 
 
 def _is_flask_own(app: Flask, candidate: Any) -> bool:

@@ -13,11 +13,13 @@ import enum
 import functools
 import itertools
 import logging
+import operator
+import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from .backends import Backend
 from .bypass import BypassCookie, BypassRule, IPAllowlist, token_matches
@@ -85,6 +87,22 @@ _verdict: Callable[[tuple[Action, State, bool, Feature | None]], Verdict] = func
 )
 
 
+#: How many distinct ``Accept-Language`` headers (as cut to what :func:`choose` reads) each state
+#: remembers the built-in answers for (see :func:`remember`).
+LANGUAGE_HEADERS = 256
+#: The built-in answers of one language while they cannot change, by :func:`plain_slot`:
+#: filled on first use.
+PlainAnswers = list["Answer | None"]
+_SLOTS = 4
+
+
+def plain_slot(as_json: bool, write: bool) -> int:
+    """Where a plain answer goes in its language's :data:`PlainAnswers`: the page, the problem
+    JSON, the page that says a write was refused, and the JSON again (a refused write's JSON
+    is the same as any other's)."""
+    return as_json + 2 * write
+
+
 @dataclass(frozen=True, slots=True)  # slots: the hot path reads these faster than a tuple's fields
 class Prepared:
     """What the hot path needs of one state, made once when the cached state changes.
@@ -101,12 +119,25 @@ class Prepared:
     refusing: tuple[Verdict, Verdict]
     #: Whether there is a banner (its header's value depends on the visitor's language).
     banner: bool
-    #: The built-in answers while they cannot change (no countdown to ``ends_at``), by
-    #: ``as_json``, language and whether a write was refused; filled on first use (the rare
-    #: countdown goes through ``Gate.answer``'s keys).
-    plain: dict[tuple[bool, Choice, bool], Answer]
+    #: The built-in answers (no feature, the app at the root) while they cannot change (no
+    #: countdown to ``ends_at``), by language; filled on first use.
+    plain: dict[Choice, PlainAnswers]
+    #: The same lists by a visitor's ``Accept-Language`` (``""`` when none) as the fast path
+    #: reads it (cut to the :data:`~flask_maintenance.languages.ACCEPT_LANGUAGE_PREFIX`
+    #: characters that :func:`choose` reads): a refusal's answers in one dictionary look-up
+    #: instead of a choice and a key. Filled by :meth:`answers_for`.
+    by_header: dict[str, Sequence[Answer | None]]
     #: The ``X-Maintenance-Banner`` header, by language; filled on first use.
     banners: dict[Choice, tuple[str, str]]
+
+    def answers_for(self, accept_language: str) -> Sequence[Answer | None]:
+        """The plain answers for an ``Accept-Language`` header (cut as :attr:`by_header`'s keys),
+        remembered in :attr:`by_header`; during a countdown none, and nothing is remembered."""
+        if self.state.ends_at is not None:
+            return _NO_PLAIN_ANSWERS
+        # setdefault: one C call, so two threads that miss at once share one list.
+        answers = self.plain.setdefault(choose(accept_language, self.state.languages), [None] * _SLOTS)
+        return remember(self.by_header, accept_language, answers, LANGUAGE_HEADERS)
 
     def banner_in(self, accept_language: str | None) -> tuple[str, str]:
         """The banner header for a visitor's ``Accept-Language`` (built once per language)."""
@@ -117,6 +148,10 @@ class Prepared:
         return header
 
 
+#: What a countdown's states give for every language: the answers change every second.
+_NO_PLAIN_ANSWERS: Sequence[Answer | None] = (None,) * _SLOTS
+
+
 def _prepare(state: State) -> Prepared:
     return Prepared(
         state,
@@ -125,7 +160,44 @@ def _prepare(state: State) -> Prepared:
         state.banner is not None,
         {},
         {},
+        {},
     )
+
+
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
+
+
+def remember(memory: dict[_Key, _Value], key: _Key, value: _Value, limit: int) -> _Value:
+    """Keep ``value`` under ``key`` in ``memory``, a dictionary of at most ``limit`` entries
+    that the hot path reads with one ``get``; return ``value``.
+
+    A full memory is emptied first: a stranger's distinct keys cost bounded memory, and the few
+    keys that real clients send are back after one miss each. Each step is one dictionary
+    operation, atomic under the GIL, so threads share it (at most one entry per thread beyond
+    ``limit``).
+    """
+    if len(memory) >= limit:
+        memory.clear()
+    memory[key] = value
+    return value
+
+
+#: How many distinct request paths (``PATH_INFO``) the gate remembers the reading of, and the
+#: longest it remembers (a longer one is read on every request).
+PATHS_REMEMBERED = 256
+REMEMBERED_PATH_LENGTH = 512
+
+
+class PathReading(NamedTuple):
+    """What :meth:`Gate.decide` needs of a request's path."""
+
+    #: As the app sees it: one leading slash, decoded as UTF-8.
+    path: str
+    #: Always served (allowed paths, the status path and its files, ...).
+    open: bool
+    #: Answered with problem JSON.
+    api: bool
 
 
 #: What a prebuilt answer depends on besides the state: JSON or not, Retry-After, the feature,
@@ -215,13 +287,12 @@ class Gate:
         self.rules = rules
         self.features = features
         self.api_paths = PathSet(settings.api_prefixes)
-        self.open_paths = self._open_paths()
+        self._use_open_paths(self._open_paths())
         # The app's views, and how many there were when OPEN_ENDPOINTS were last looked for.
         self._views = app.view_functions
         self._views_seen = -1
-        #: Refusals counted per (mode, kind), each by an ``itertools.count``: its ``next`` is
-        #: one C call that threads may share, cheap enough for the fast path.
-        self.refusals: dict[tuple[str, str], itertools.count[int]] = {}
+        #: Refusals counted per (mode, kind), each by a :func:`refusal_counter`.
+        self.refusals: dict[tuple[str, str], Iterator[None]] = {}
         self._refusals_lock = threading.Lock()
         # (state, answers): swapped whole, so threads never see a half-updated pair.
         self._answers: tuple[State | None, dict[_AnswerKey, Answer]] = (None, {})
@@ -258,25 +329,23 @@ class Gate:
         if not refused_by_mode and not state.features:
             return prepared.passing
         raw = environ.get("PATH_INFO") or ""
-        path = "/" + (raw if raw.isascii() else _wsgi_text(raw)).lstrip("/")
-        open_paths = self.open_paths
-        if path in open_paths.exact or path.startswith(open_paths.under):
+        path, open_path, api_path = self._paths.get(raw) or self.read_path(raw)
+        if open_path:
             return prepared.passing
         if method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
             return prepared.passing  # a CORS preflight: the app's CORS answers it
-        if (self._allowlisting or self._cookie_name in environ.get("HTTP_COOKIE", "")) and self.bypassed(
-            state, environ
-        ):
-            return prepared.passing
-        # A step of its own: without a bypass secret (the usual case) it is one attribute test.
-        if state.token_hash is not None and self.header_bypassed(state, environ):
-            return prepared.passing
-        api_paths = self.api_paths
+        # Nothing bypasses without an allowlist or this window's secret: two attribute tests.
+        if self._allowlisting or state.token_hash:
+            if (self._allowlisting or self._cookie_name in environ.get("HTTP_COOKIE", "")) and self.bypassed(
+                state, environ
+            ):
+                return prepared.passing
+            if state.token_hash is not None and self.header_bypassed(state, environ):
+                return prepared.passing
         accept = environ.get("HTTP_ACCEPT")
-        as_json = (
-            path in api_paths.exact
-            or path.startswith(api_paths.under)
-            or (accept is not None and accepts_json(accept[:ACCEPT_PREFIX]))
+        as_json = api_path or (
+            accept is not None
+            and accepts_json(accept if len(accept) <= ACCEPT_PREFIX else accept[:ACCEPT_PREFIX])
         )
         feature = None
         if not refused_by_mode:
@@ -295,6 +364,21 @@ class Gate:
             return prepared.refusing[as_json]
         return _verdict((_REFUSE, state, as_json, feature))
 
+    def read_path(self, raw: str) -> PathReading:
+        """``PATH_INFO`` as the app sees it (one leading slash, UTF-8), and whether it is
+        always served or answered with problem JSON; remembered when short (see :func:`remember`)."""
+        path = "/" + (raw if raw.isascii() else _wsgi_text(raw)).lstrip("/")
+        open_paths, memory = self._path_rules  # one pair: the memory of these open paths
+        api_paths = self.api_paths
+        reading = PathReading(
+            path,
+            path in open_paths.exact or path.startswith(open_paths.under),
+            path in api_paths.exact or path.startswith(api_paths.under),
+        )
+        if len(raw) > REMEMBERED_PATH_LENGTH:
+            return reading
+        return remember(memory, raw, reading, PATHS_REMEMBERED)
+
     def prepared(self, state: State) -> Prepared:
         """The hot path's values for ``state`` (made when the cached state changes)."""
         prepared = self.current
@@ -312,11 +396,23 @@ class Gate:
         if app is None:
             return
         self._views_seen = len(self._views)
-        self.open_paths = self._open_paths(
-            rule.rule
-            for rule in app.url_map.iter_rules()
-            if rule.endpoint in OPEN_ENDPOINTS and not rule.arguments
+        self._use_open_paths(
+            self._open_paths(
+                rule.rule
+                for rule in app.url_map.iter_rules()
+                if rule.endpoint in OPEN_ENDPOINTS and not rule.arguments
+            )
         )
+
+    def _use_open_paths(self, open_paths: PathSet) -> None:
+        # The readings of recent paths, by PATH_INFO (see read_path), are remembered afresh
+        # with each set of open paths (which are open is known once the app's views are): the
+        # pair is swapped whole, so no reading of the old paths lands in the new memory.
+        memory: dict[str, PathReading] = {}
+        self._path_rules = (open_paths, memory)
+        self._paths = memory
+        #: What is always served (see :meth:`_open_paths`).
+        self.open_paths = open_paths
 
     def _open_paths(self, endpoint_paths: Iterable[str] = ()) -> PathSet:
         """What is always served: allowed paths, other extensions' open endpoints, the status
@@ -368,11 +464,12 @@ class Gate:
         :param write: the request's method is not a safe one (its page says nothing was saved).
         """
         language = choose(accept_language, state.languages)  # cached: one look-up
+        slot = plain_slot(as_json, write)
         write = write and not as_json  # only the page differs
         plain = feature is None and not script_root and state.ends_at is None
         prepared = self.current
-        if plain and prepared.state is state:  # nearly every refusal: one dict look-up
-            answer = prepared.plain.get((as_json, language, write))
+        if plain and prepared.state is state:  # nearly every refusal: two look-ups
+            answer = prepared.plain.get(language, _NO_PLAIN_ANSWERS)[slot]
             if answer is not None:
                 return answer
         retry_after = state.retry_after() if feature is None else self.settings.retry_after
@@ -418,14 +515,15 @@ class Gate:
                 self._answers = (state, {})
             answers[key] = answer
         if plain:
-            self.prepared(state).plain[(as_json, language, write)] = answer
+            # setdefault: the fast path may be filling the same language's list.
+            self.prepared(state).plain.setdefault(language, [None] * _SLOTS)[slot] = answer
         return answer
 
-    def _counter(self, mode: str, kind: str) -> itertools.count[int]:
+    def _counter(self, mode: str, kind: str) -> Iterator[None]:
         counter = self.refusals.get((mode, kind))
         if counter is None:
             with self._refusals_lock:
-                counter = self.refusals.setdefault((mode, kind), itertools.count(1))
+                counter = self.refusals.setdefault((mode, kind), refusal_counter())
         return counter
 
     def refused(self, mode: str, kind: str) -> None:
@@ -434,8 +532,7 @@ class Gate:
 
     def refusal_counts(self) -> dict[tuple[str, str], int]:
         """How many requests this process refused, per (mode, kind of answer)."""
-        # An itertools.count shows its next value in its repr: the one way to read it.
-        return {key: int(repr(counter)[6:-1]) - 1 for key, counter in list(self.refusals.items())}
+        return {key: refusals_counted(counter) for key, counter in list(self.refusals.items())}
 
     # -- state and backend -----------------------------------------------------------------
 
@@ -471,6 +568,23 @@ class Gate:
         else:
             self._warned.add(message)
             logger.warning("%s", message, exc_info=True)
+
+
+def refusal_counter() -> Iterator[None]:
+    """A counter that the fast path steps with ``next()``, once per refusal.
+
+    ``itertools.repeat(None, n)`` counts down in C and hands out the same ``None`` each time:
+    one C call that threads may share (atomic under the GIL), and, unlike an
+    ``itertools.count``, no new int to make and free per refusal, which would be half the cost.
+    Read with :func:`refusals_counted` (its length hint is what is left). Exhausted only after
+    ``sys.maxsize`` refusals, some 290,000 years at a million a second.
+    """
+    return itertools.repeat(None, sys.maxsize)
+
+
+def refusals_counted(counter: Iterator[None]) -> int:
+    """How many times a :func:`refusal_counter` was stepped."""
+    return sys.maxsize - operator.length_hint(counter)
 
 
 def script_root(environ: WSGIEnvironment) -> str:

@@ -6,9 +6,9 @@ each unsafe request (anything but GET, HEAD and OPTIONS) with the app's
 run, and Flask has torn the request down (a body streamed after that is not counted). The count
 starts before the state is read, so that no request that an earlier state let in goes uncounted.
 
-The fast path is this layer (it subclasses it, deciding in ``_answer``); an app without the fast
-path gets the layer on its own, around ``app.wsgi_app``. For a safe request it costs one
-attribute test and one set lookup; for an unsafe one, two counter steps.
+This layer is for an app without the fast path, around ``app.wsgi_app``; the fast path counts
+the same way in its own frame (:class:`~flask_maintenance.fastpath.FastPath`). For a safe request
+it costs one attribute test and one set lookup; for an unsafe one, two counter steps.
 """
 
 from __future__ import annotations
@@ -35,10 +35,6 @@ class CountUnsafeRequests:
         if not worker.serving:
             worker.serve()
         if environ.get("REQUEST_METHOD") in SAFE_METHODS:
-            return self._answer(environ, start_response)
+            return self.wsgi_app(environ, start_response)
         with worker.in_flight():
-            return self._answer(environ, start_response)
-
-    def _answer(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """The request's answer: from the app this layer wraps."""
-        return self.wsgi_app(environ, start_response)
+            return self.wsgi_app(environ, start_response)

@@ -65,7 +65,7 @@ class Answer:
     retry_after: int
     #: ``next()`` of it counts one refusal with this answer (the gate gives each answer its
     #: counter): one C call, which threads may share.
-    counter: Iterator[int] = field(default_factory=itertools.count, compare=False, repr=False)
+    counter: Iterator[object] = field(default_factory=itertools.count, compare=False, repr=False)
     #: The headers with ``Content-Length``, as the fast path sends them. Made with the rest (not
     #: a cached property): attributes set later slow down every read of the others.
     wsgi_headers: tuple[tuple[str, str], ...] = field(init=False, compare=False, repr=False)

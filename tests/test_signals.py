@@ -260,13 +260,13 @@ class TestFastPathDefers:
     def counted(self, app: Flask) -> list[str]:
         """Count the requests that get past the fast path into Flask."""
         calls: list[str] = []
-        inner = app.wsgi_app.wsgi_app  # type: ignore[attr-defined]
+        inner = app.wsgi_app.__self__.wsgi_app  # type: ignore[attr-defined]
 
         def counting(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             calls.append(environ["PATH_INFO"])
             return inner(environ, start_response)
 
-        app.wsgi_app.wsgi_app = counting  # type: ignore[attr-defined]
+        app.wsgi_app.__self__.wsgi_app = counting  # type: ignore[attr-defined]
         return calls
 
     def answers(self, app: Flask) -> list[tuple[int, bytes, str | None, str | None]]:
@@ -289,7 +289,7 @@ class TestFastPathDefers:
         self, make_app: AppFactory, mode: str
     ) -> None:
         fast = make_app(MAINTENANCE_FAST_PATH=True, MAINTENANCE_RETRY_AFTER=30)
-        assert type(fast.wsgi_app).__name__ == "FastPath"
+        assert type(fast.wsgi_app.__self__).__name__ == "FastPath"  # type: ignore[attr-defined]
         ext(fast).enable(mode=mode, app=fast)
         into_flask = self.counted(fast)
 
