@@ -132,11 +132,12 @@ class Prepared:
 
     def answers_for(self, accept_language: str) -> Sequence[Answer | None]:
         """The plain answers for an ``Accept-Language`` header (cut as :attr:`by_header`'s keys),
-        remembered in :attr:`by_header`; during a countdown none, and nothing is remembered."""
+        remembered in :attr:`by_header`; during a countdown none (nothing to remember)."""
         if self.state.ends_at is not None:
-            return _NO_PLAIN_ANSWERS
-        # setdefault: one C call, so two threads that miss at once share one list.
-        answers = self.plain.setdefault(choose(accept_language, self.state.languages), [None] * _SLOTS)
+            answers: Sequence[Answer | None] = _NO_PLAIN_ANSWERS
+        else:
+            # setdefault: one C call, so two threads that miss at once share one list.
+            answers = self.plain.setdefault(choose(accept_language, self.state.languages), [None] * _SLOTS)
         return remember(self.by_header, accept_language, answers, LANGUAGE_HEADERS)
 
     def banner_in(self, accept_language: str | None) -> tuple[str, str]:
@@ -148,7 +149,8 @@ class Prepared:
         return header
 
 
-#: What a countdown's states give for every language: the answers change every second.
+#: What a countdown's states give for every language: the answers change every second, so
+#: every one comes from :meth:`Gate.answer`.
 _NO_PLAIN_ANSWERS: Sequence[Answer | None] = (None,) * _SLOTS
 
 
