@@ -103,7 +103,7 @@ def test_a_new_state_forgets_the_answers_of_the_old_one(apps: tuple[Flask, Flask
 
 
 def test_a_countdown_is_never_answered_from_memory(apps: tuple[Flask, Flask]) -> None:
-    fast, hook = apps
+    fast = apps[0]
     ends_at = datetime.now(timezone.utc) + timedelta(hours=2)
     extension(fast).enable(ends_at=ends_at, app=fast)
     for _ in range(3):
