@@ -30,12 +30,6 @@ PROBLEM_TYPE = "urn:flask-maintenance:problem:maintenance"
 READONLY_PROBLEM_TYPE = "urn:flask-maintenance:problem:read-only"
 FEATURE_PROBLEM_TYPE = "urn:flask-maintenance:problem:feature"
 LINK_PROBLEM_TYPE = "urn:flask-maintenance:problem:bypass-link"
-# The English texts, for callers that speak no other language (Socket.IO refusals).
-FULL_TITLE = texts().full_title
-READONLY_TITLE = texts().readonly_title
-FULL_DETAIL = texts().full_detail
-FEATURE_DETAIL = texts().feature_detail
-READONLY_DETAIL = texts().readonly_detail
 STATUS_LINE = "503 SERVICE UNAVAILABLE"
 #: Marks every 503 the extension sends (value: ``full``, ``readonly`` or ``feature``), so that a
 #: proxy or the edge Worker can tell the app's own refusal from a server that is down.
