@@ -35,7 +35,9 @@ NOT_WHILE_OFF = (
     "flask_maintenance.realtime",
     "flask_maintenance.database",
     "flask_maintenance.writelog",
-    # the calendar feed, and the cache of backend failures already warned about
+    # the built-in page (built once a state refuses), the calendar feed, and the cache of
+    # backend failures already warned about
+    "flask_maintenance.page",
     "flask_maintenance.ics",
     "cachetools",
     # the command line's standard library
