@@ -13,7 +13,8 @@ treated as on, never as off.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from . import rules, times
@@ -24,8 +25,6 @@ from .values import Value, assign
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from datetime import datetime
     from typing import Any
 
     from .backends.base import Raw
