@@ -106,8 +106,9 @@ class Guard:
                 return func(*args, **kwargs)
             import logging  # only a skipped call logs: the console scripts start without it
 
-            logger = logging.getLogger("flask_maintenance")
-            logger.info("skipped %s: %s", getattr(func, "__qualname__", func), reason)
+            logging.getLogger("flask_maintenance").info(
+                "skipped %s: %s", getattr(func, "__qualname__", func), reason
+            )
             if self.raise_:
                 raise MaintenanceActive(state)
             return None
