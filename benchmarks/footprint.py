@@ -35,6 +35,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -227,7 +228,7 @@ def busy_loops() -> Iterator[None]:
         yield
     finally:
         for loop in loops:
-            stop_group(loop, wait=2.0)
+            stop_group(loop, signal.SIGTERM, wait=2.0)  # SIGINT would print a traceback
 
 
 def switch(folder: str, trials: int) -> dict[str, list[tuple[float, float]]]:
