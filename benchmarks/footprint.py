@@ -11,9 +11,9 @@
 ``rss``
     A gunicorn-like worker: the hello app built and 50 requests served, once without the
     extension and once with it (off). Its resident memory (VmRSS) and modules, median of 5
-    processes each (a process's figure moves by about 50 KiB from run to run), their bytecode compiled beforehand as in a deployed worker. The optional metrics extra (prometheus_client) is kept out of both, because an
-    app that installs it imports it anyway. Target: at most 1 MiB more, and none of the CLI-only
-    modules.
+    processes each (one process's figure moves by about 50 KiB from run to run). The optional
+    metrics extra (prometheus_client) is kept out of both, because an app that installs it
+    imports it anyway. Target: at most 1 MiB more, and none of the CLI-only modules.
 ``switch``
     The switch on a drowning machine: one busy loop per CPU runs throughout, and each trial runs
     ``flask maintenance on`` / ``off`` (which imports Flask and the app) and
@@ -22,10 +22,10 @@
     child's own CPU time is shown too, which does not depend on how the machine is shared.
     Target: the new switch within 0.1 s.
 
-``startup`` and ``switch`` first compile the package's bytecode (``compileall``), as installing
-it with pip does: the interpreter's own modules and Flask's are compiled, and a checkout run
-with ``PYTHONDONTWRITEBYTECODE`` would otherwise compile this package's modules on every run,
-measuring the compiler instead of the commands.
+``startup``, ``rss`` and ``switch`` first compile the package's bytecode (``compileall``), as
+installing it with pip does: the interpreter's own modules and Flask's are compiled, and a
+checkout run with ``PYTHONDONTWRITEBYTECODE`` would otherwise compile this package's modules on
+every run, measuring the compiler instead of the commands (and, in a worker, its leftovers).
 
 The worker of ``rss`` is ``worker_rss.py``.
 """
@@ -170,18 +170,15 @@ def startup_report(results: dict[str, float]) -> tuple[str, list[str]]:
 def rss(folder: str) -> dict[str, tuple[int, int, list[str]]]:
     """(VmRSS KiB, modules, CLI-only modules loaded) per variant, median of 5 processes.
 
-    The workers read their modules' bytecode from a cache that a first, unmeasured run of each
-    variant fills, as a deployed worker does (installing a wheel compiles its modules). Compiled
-    from source instead (a checkout run with ``PYTHONDONTWRITEBYTECODE``), the compiler's
-    leftovers would count as the extension's: about 1 MiB more.
+    The package's bytecode is compiled first (see the module's docstring): compiled from source
+    in each worker instead, the compiler's leftovers would count as the extension's, about 1 MiB.
     """
+    compile_package()
     lock = os.path.join(folder, "rss-absent.lock")
-    env = {**os.environ, "PYTHONPYCACHEPREFIX": os.path.join(folder, "bytecode")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
     results = {}
     for variant in ("bare", "ext"):
         runs = []
-        for _ in range(6):
+        for _ in range(5):
             done = subprocess.run(
                 [sys.executable, os.path.join(BENCH_DIR, "worker_rss.py"), variant, lock, *CLI_ONLY],
                 capture_output=True,
@@ -189,12 +186,11 @@ def rss(folder: str) -> dict[str, tuple[int, int, list[str]]]:
                 timeout=120,
                 check=True,
                 cwd=BENCH_DIR,
-                env=env,
             )
             kib, modules, *cli_only = done.stdout.split()
             runs.append((int(kib), int(modules), cli_only))
-        measured = sorted(runs[1:])  # the first run compiled the bytecode
-        results[variant] = measured[len(measured) // 2]
+        runs.sort()
+        results[variant] = runs[len(runs) // 2]
     return results
 
 
