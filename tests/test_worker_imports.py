@@ -40,6 +40,8 @@ NOT_WHILE_OFF = (
     "flask_maintenance.page",
     "flask_maintenance.ics",
     "cachetools",
+    # package data read at import (banner.js, through importlib.resources' reader)
+    "importlib.readers",
     # the command line's standard library
     "subprocess",
     "argparse",
