@@ -45,6 +45,7 @@ nitpick_ignore = [
     ("py:class", "flask_maintenance.backends.base.Backend"),  # Maintenance.backend(), isolated()
     ("py:class", "Guard"),  # skip_during_maintenance()
     ("py:class", "flask_maintenance.extension.F"),  # the TypeVar of the decorators
+    ("py:class", "V"),  # the TypeVar of State.replace() and the other values'
     ("py:class", "StateCache"),  # workers.Worker(cache_of=...), built by the extension
 ]
 

@@ -9,7 +9,6 @@ as ever.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0.dev0"
 
@@ -18,7 +17,10 @@ from .errors import ConfigurationError as ConfigurationError
 from .errors import MaintenanceActive as MaintenanceActive
 from .errors import MaintenanceError as MaintenanceError
 
+TYPE_CHECKING = False  # not typing's: the console scripts start without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     from .extension import Maintenance as Maintenance
     from .guard import skip_during_maintenance as skip_during_maintenance
     from .model import Feature as Feature

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
 
 from . import rules, switch
 from .backends import Backend, FileBackend
@@ -30,13 +27,42 @@ from .guard import (
     skip_during_maintenance,
 )
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn
+
     from .writes import Writer
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, **options: Any) -> None:
+        options.setdefault("formatter_class", _formatter)  # subparsers are made with it too
+        super().__init__(**options)
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter, told the width argparse finds with :mod:`shutil`: argparse makes
+    one for every option it adds, and importing shutil would cost more than all the parsing."""
+    return argparse.HelpFormatter(prog, width=_columns() - 2)
+
+
+def _columns() -> int:
+    """The terminal's width as :func:`shutil.get_terminal_size` finds it: ``$COLUMNS``, else
+    the terminal on standard output, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 def _guard_parser() -> argparse.ArgumentParser:
@@ -80,6 +106,13 @@ def _exit_code(text: str) -> int:
     return int(text)
 
 
+def _shown(command: Sequence[str]) -> str:
+    """The skipped command as a shell line, for its message."""
+    import shlex  # only a message needs it: `--quiet`, cron's usual way, starts without it
+
+    return shlex.join(command)
+
+
 def _app_guard(import_path: str) -> Guard:
     from flask.cli import ScriptInfo
 
@@ -115,12 +148,12 @@ def guard(argv: Sequence[str] | None = None) -> NoReturn:
         parser.error(str(error))
     except BackendError as error:
         # Unknown state: running a job that may write during a migration is the worse mistake.
-        print(f"{parser.prog}: {error}; skipped: {shlex.join(command)}", file=sys.stderr)
+        print(f"{parser.prog}: {error}; skipped: {_shown(command)}", file=sys.stderr)
         sys.exit(options.skip_exit_code)
     if state is not None:
         if not options.quiet:
             print(
-                f"{parser.prog}: {describe(state)}; skipped: {shlex.join(command)} "
+                f"{parser.prog}: {describe(state)}; skipped: {_shown(command)} "
                 f"(set {FORCE_ENV}=1 to run it anyway)",
                 file=sys.stderr,
             )

@@ -55,7 +55,7 @@ def worker_source(gate: Gate, state: State, *, root: str, interval: int, now: da
         "modes": MODES,
         "blockingModes": BLOCKING_MODES,
         "safeMethods": sorted(SAFE_METHODS),
-        "instantPattern": INSTANT.pattern,
+        "instantPattern": INSTANT,
         "defaultRetry": settings.retry_after,
         "maxSeconds": MAX_SECONDS,
         "interval": interval,

@@ -329,7 +329,7 @@ function quality(parameters) {
 async function forward(request, state, asJson) {
   let response;
   try {
-    response = await fetch(request);
+    response = await fetchOrigin(request);
   } catch (error) {
     console.warn("origin unreachable:", String(error));
     return failed(state, asJson);
@@ -340,6 +340,18 @@ async function forward(request, state, asJson) {
     return failed(state, asJson);
   }
   return response;
+}
+
+// A pooled connection the origin closed just as it was reused fails at once, though the origin is
+// up: a GET or HEAD is sent once more, as browsers and proxies do. Anything else may already have
+// had its effect, so it is never sent twice.
+async function fetchOrigin(request) {
+  try {
+    return await fetch(request);
+  } catch (error) {
+    if (request.method !== "GET" && request.method !== "HEAD") throw error;
+    return await fetch(request);
+  }
 }
 
 function failed(state, asJson) {

@@ -6,23 +6,22 @@ Importing it imports no Flask, so that the console script starts fast."""
 from __future__ import annotations
 
 import functools
-import logging
 import os
-from collections.abc import Callable, Collection
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backends import Backend, FileBackend, backend_from_url
 from .errors import BackendError, ConfigurationError, MaintenanceActive
 from .model import State, features_of
 from .rules import BLOCKING_MODES
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection
+    from types import TracebackType
+    from typing import Any, TypeVar
+
     from flask import Flask
 
-logger = logging.getLogger("flask_maintenance")
-
-F = TypeVar("F", bound=Callable[..., Any])
+    F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exit status of a refused command: sysexits' EX_TEMPFAIL, "try again later".
 EX_TEMPFAIL = 75
@@ -105,7 +104,11 @@ class Guard:
                 state, reason = UNKNOWN, f"the maintenance state cannot be read ({error})"
             if state is None:
                 return func(*args, **kwargs)
-            logger.info("skipped %s: %s", getattr(func, "__qualname__", func), reason)
+            import logging  # only a skipped call logs: the console scripts start without it
+
+            logging.getLogger("flask_maintenance").info(
+                "skipped %s: %s", getattr(func, "__qualname__", func), reason
+            )
             if self.raise_:
                 raise MaintenanceActive(state)
             return None

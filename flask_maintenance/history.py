@@ -11,14 +11,17 @@ trusted.
 from __future__ import annotations
 
 import json
-import socket
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+import os
 
 from .backends.base import MAX_ENTRY_BYTES
 from .rules import MAX_MESSAGE_LENGTH, MODES, encodable
 from .times import format_instant, parse_instant
+from .values import Value, assign
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any
 
 #: What an entry can record.
 EVENTS = ("on", "update", "off", "schedule", "cancel", "start", "end", "feature-off", "feature-on")
@@ -30,8 +33,7 @@ SCHEDULE = "schedule"
 _MAX_NAME = 256
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(Value):
     """One transition.
 
     ``mode``, ``message`` and ``until`` describe the window after it (for ``schedule`` and
@@ -39,15 +41,38 @@ class Entry:
     ``feature-off`` and ``feature-on``. ``who`` is ``user@host``, or ``"schedule"``.
     """
 
+    __slots__ = _fields = ("at", "event", "who", "origin", "mode", "message", "until", "starts_at", "feature")
     at: datetime
     event: str
     who: str
     origin: str
-    mode: str | None = None
-    message: str | None = None
-    until: datetime | None = None
-    starts_at: datetime | None = None
-    feature: str | None = None
+    mode: str | None
+    message: str | None
+    until: datetime | None
+    starts_at: datetime | None
+    feature: str | None
+
+    def __init__(
+        self,
+        at: datetime,
+        event: str,
+        who: str,
+        origin: str,
+        mode: str | None = None,
+        message: str | None = None,
+        until: datetime | None = None,
+        starts_at: datetime | None = None,
+        feature: str | None = None,
+    ) -> None:
+        assign(self, "at", at)
+        assign(self, "event", event)
+        assign(self, "who", who)
+        assign(self, "origin", origin)
+        assign(self, "mode", mode)
+        assign(self, "message", message)
+        assign(self, "until", until)
+        assign(self, "starts_at", starts_at)
+        assign(self, "feature", feature)
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as JSON values (``history --json``, and the stored line)."""
@@ -128,7 +153,13 @@ class Entry:
 def who_am_i(user: str | None) -> str:
     """``user@host`` for the process making a change."""
     # encodable: a user name from a non-UTF-8 environment carries lone surrogates.
-    return encodable(f"{user or '?'}@{socket.gethostname()}")
+    return encodable(f"{user or '?'}@{host_name()}")
+
+
+def host_name() -> str:
+    """This host's name, as :func:`socket.gethostname` gives it on POSIX (both read the
+    kernel's node name), without importing :mod:`socket` into the switch."""
+    return os.uname().nodename
 
 
 def _instant(moment: datetime | None) -> str | None:

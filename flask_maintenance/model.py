@@ -12,17 +12,22 @@ treated as on, never as off.
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any
 
-from . import rules, texts, times
-from .backends.base import Damaged, Raw
+from . import rules, times
+from .backends.base import Damaged
 from .rules import BLOCKING_MODES, FEATURE_NAME, MAX_MESSAGE_LENGTH, MAX_SECONDS, MODES, encodable
 from .times import format_instant, parse_instant, seconds_until
+from .values import Value, assign
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .backends.base import Raw
 
 #: Where ``Maintenance.feature`` records its names on a view, command or function.
 FEATURES_ATTRIBUTE = "__maintenance_features__"
@@ -32,27 +37,46 @@ NO_MESSAGES: Mapping[str, str] = MappingProxyType({})
 LONG_OUTAGE = timedelta(hours=24)
 
 
-@dataclass(frozen=True)
-class Feature:
+class Feature(Value):
     """A feature switched off on its own: its views, commands and guarded functions refuse."""
 
+    __slots__ = _fields = ("name", "message", "started_at")
     name: str
-    message: str | None = None
-    started_at: datetime | None = None
+    message: str | None
+    started_at: datetime | None
+
+    def __init__(self, name: str, message: str | None = None, started_at: datetime | None = None) -> None:
+        assign(self, "name", name)
+        assign(self, "message", message)
+        assign(self, "started_at", started_at)
 
 
-@dataclass(frozen=True)
-class Schedule:
+class Schedule(Value):
     """A planned window: announced before ``starts_at``, in ``mode`` from then on.
 
     It ends by itself at ``ends_at`` only with ``auto_off``; otherwise someone runs ``off``.
     """
 
+    __slots__ = _fields = ("starts_at", "ends_at", "mode", "message", "auto_off")
     starts_at: datetime
-    ends_at: datetime | None = None
-    mode: str = "full"
-    message: str | None = None
-    auto_off: bool = False
+    ends_at: datetime | None
+    mode: str
+    message: str | None
+    auto_off: bool
+
+    def __init__(
+        self,
+        starts_at: datetime,
+        ends_at: datetime | None = None,
+        mode: str = "full",
+        message: str | None = None,
+        auto_off: bool = False,
+    ) -> None:
+        assign(self, "starts_at", starts_at)
+        assign(self, "ends_at", ends_at)
+        assign(self, "mode", mode)
+        assign(self, "message", message)
+        assign(self, "auto_off", auto_off)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,8 +88,7 @@ class Schedule:
         }
 
 
-@dataclass(frozen=True)
-class State:
+class State(Value):
     """One reading of the maintenance switch, as every reader acts on it.
 
     ``mode`` is ``None`` while off. ``retry`` is the ``Retry-After`` the operator gave (``None``
@@ -78,42 +101,90 @@ class State:
     ``messages`` holds the operator's translations of ``message`` by language tag (``de``).
     """
 
+    _fields = (
+        "active",
+        "mode",
+        "retry",
+        "message",
+        "started_at",
+        "ends_at",
+        "user",
+        "host",
+        "window",
+        "token_hash",
+        "scheduled",
+        "features",
+        "messages",
+        "default_retry",
+    )
+    _unshown = ("default_retry",)
+    __slots__ = (*_fields, "blocking", "idle", "languages")
     active: bool
-    mode: str | None = None
-    retry: int | None = None
-    message: str | None = None
-    started_at: datetime | None = None
-    ends_at: datetime | None = None
-    user: str | None = None
-    host: str | None = None
-    window: str | None = None
-    token_hash: str | None = None
-    scheduled: Schedule | None = None
-    features: Mapping[str, Feature] = field(default_factory=lambda: NO_FEATURES)
-    messages: Mapping[str, str] = field(default_factory=lambda: NO_MESSAGES)
-    default_retry: int = field(default=60, repr=False)
+    mode: str | None
+    retry: int | None
+    message: str | None
+    started_at: datetime | None
+    ends_at: datetime | None
+    user: str | None
+    host: str | None
+    window: str | None
+    token_hash: str | None
+    scheduled: Schedule | None
+    features: Mapping[str, Feature]
+    messages: Mapping[str, str]
+    default_retry: int
     # Derived once here, because every request tests them.
     #: True when some requests are refused (modes ``full`` and ``readonly``).
-    blocking: bool = field(init=False, repr=False, compare=False)
+    blocking: bool
     #: Nothing to do for any request: off, nothing planned, no feature switched off.
-    idle: bool = field(init=False, repr=False, compare=False)
+    idle: bool
     #: The tags of ``messages``, sorted: what a visitor's ``Accept-Language`` chooses from.
-    languages: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    languages: tuple[str, ...]
 
-    def __post_init__(self) -> None:
-        mode = (self.mode or "full") if self.active else None
-        object.__setattr__(self, "mode", mode)
-        object.__setattr__(self, "blocking", mode in BLOCKING_MODES)
-        idle = not self.active and self.scheduled is None and not self.features
-        object.__setattr__(self, "idle", idle)
-        object.__setattr__(self, "languages", tuple(sorted(self.messages)))
+    def __init__(
+        self,
+        active: bool,
+        mode: str | None = None,
+        retry: int | None = None,
+        message: str | None = None,
+        started_at: datetime | None = None,
+        ends_at: datetime | None = None,
+        user: str | None = None,
+        host: str | None = None,
+        window: str | None = None,
+        token_hash: str | None = None,
+        scheduled: Schedule | None = None,
+        features: Mapping[str, Feature] = NO_FEATURES,
+        messages: Mapping[str, str] = NO_MESSAGES,
+        default_retry: int = 60,
+    ) -> None:
+        mode = (mode or "full") if active else None
+        assign(self, "active", active)
+        assign(self, "mode", mode)
+        assign(self, "retry", retry)
+        assign(self, "message", message)
+        assign(self, "started_at", started_at)
+        assign(self, "ends_at", ends_at)
+        assign(self, "user", user)
+        assign(self, "host", host)
+        assign(self, "window", window)
+        assign(self, "token_hash", token_hash)
+        assign(self, "scheduled", scheduled)
+        assign(self, "features", features)
+        assign(self, "messages", messages)
+        assign(self, "default_retry", default_retry)
+        assign(self, "blocking", mode in BLOCKING_MODES)
+        assign(self, "idle", not active and scheduled is None and not features)
+        assign(self, "languages", tuple(sorted(messages)))
 
     @property
     def banner(self) -> str | None:
         """What a banner says now, in English: the message while on, the announcement of a
         planned window before it starts, else ``None`` (templates get it in the visitor's
         language as ``maintenance_banner``)."""
-        return texts.banner(self)
+        from .texts import banner  # only pages and banners need the catalog
+
+        return banner(self)
 
     def long_outage(self, now: datetime | None = None) -> bool:
         """Whether full maintenance has lasted more than 24 hours: search engines then start to
@@ -161,7 +232,7 @@ class State:
         record = {**self._window_fields(), "window": self.window, "token_hash": self.token_hash}
         # Only what is set: a lock without translations is what earlier versions wrote.
         data = {key: value for key, value in record.items() if value is not None and value != {}}
-        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+        return _document(data)
 
     def _window_fields(self) -> dict[str, Any]:
         """What the lock says about the window, as JSON values (both documents share them)."""
@@ -195,8 +266,7 @@ class State:
         if not isinstance(data, dict):
             return default, f"the maintenance lock is {data}; using full maintenance"
         problems: list[str] = []
-        state = replace(
-            default,
+        state = default.replace(
             mode=_field(data, "mode", _mode, "full", problems),
             retry=_field(data, "retry", _retry, None, problems),
             message=_field(data, "message", _message, None, problems),
@@ -217,17 +287,27 @@ class State:
 OFF = State(active=False)
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Value):
     """The second document: at most one schedule, and the features switched off.
 
     ``damage`` says why a stored plan could not be understood; readers then fail closed (full
     maintenance) and writers refuse to overwrite it, so nobody's plan is lost by accident.
     """
 
-    schedule: Schedule | None = None
-    features: Mapping[str, Feature] = field(default_factory=lambda: NO_FEATURES)
-    damage: str | None = None
+    __slots__ = _fields = ("schedule", "features", "damage")
+    schedule: Schedule | None
+    features: Mapping[str, Feature]
+    damage: str | None
+
+    def __init__(
+        self,
+        schedule: Schedule | None = None,
+        features: Mapping[str, Feature] = NO_FEATURES,
+        damage: str | None = None,
+    ) -> None:
+        assign(self, "schedule", schedule)
+        assign(self, "features", features)
+        assign(self, "damage", damage)
 
     def to_json(self) -> bytes | None:
         """The stored form; ``None`` for an empty plan, which is stored as no document at all."""
@@ -241,13 +321,13 @@ class Plan:
                 name: {"message": feature.message, "started_at": _instant(feature.started_at)}
                 for name, feature in sorted(self.features.items())
             }
-        return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+        return _document(data)
 
     def with_feature(self, feature: Feature) -> Plan:
-        return replace(self, features=MappingProxyType({**self.features, feature.name: feature}))
+        return self.replace(features=MappingProxyType({**self.features, feature.name: feature}))
 
     def without_feature(self, name: str) -> Plan:
-        return replace(self, features=MappingProxyType({k: v for k, v in self.features.items() if k != name}))
+        return self.replace(features=MappingProxyType({k: v for k, v in self.features.items() if k != name}))
 
     @classmethod
     def parse(cls, raw: Raw) -> tuple[Plan, str | None]:
@@ -289,7 +369,7 @@ def resolve(lock: State, plan: Plan, now: datetime, default_retry: int = 60) -> 
     """
     if plan.damage is not None:
         # Fail closed, but keep the lock's window so that admins' bypass cookies still work.
-        return replace(lock, mode="full") if lock.active else State(active=True, default_retry=default_retry)
+        return lock.replace(mode="full") if lock.active else State(active=True, default_retry=default_retry)
     schedule = plan.schedule
     if lock is OFF and schedule is None and not plan.features:
         return lock
@@ -307,7 +387,7 @@ def resolve(lock: State, plan: Plan, now: datetime, default_retry: int = 60) -> 
                 ends_at=schedule.ends_at,
                 default_retry=default_retry,
             )
-    return replace(state, scheduled=schedule, features=plan.features)
+    return state.replace(scheduled=schedule, features=plan.features)
 
 
 def features_of(target: object) -> frozenset[str]:
@@ -318,8 +398,17 @@ def features_of(target: object) -> frozenset[str]:
 # -- tolerant field readers ------------------------------------------------------------------
 
 
+def _document(data: dict[str, Any]) -> bytes:
+    """A document as stored: indented, sorted JSON ending with a newline."""
+    import json  # here and below: an empty lock (the usual one) is read without it
+
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
 def _json_object(raw: bytes) -> dict[str, Any] | str:
     """The parsed object, or a few words saying what the content is instead."""
+    import json
+
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -401,7 +490,7 @@ def _schedule(value: object) -> Schedule | None:
 
 
 def _feature(name: str, entry: object) -> Feature:
-    if not FEATURE_NAME.fullmatch(name):
+    if not re.fullmatch(FEATURE_NAME, name):
         raise ValueError(f"feature {name!r}")
     if entry is None:
         entry = {}

@@ -12,23 +12,22 @@ claim that cannot be made, a webhook that does not answer: each is logged as a w
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from . import times
-from .backends import Backend
 from .errors import MaintenanceError
 from .history import SCHEDULE, Entry
-from .model import State
 from .times import format_instant
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .webhooks import Webhooks
+    import threading
+    from collections.abc import Sequence
+    from typing import Any
 
-logger = logging.getLogger("flask_maintenance")
+    from .backends import Backend
+    from .model import State
+    from .webhooks import Webhooks
 
 
 class Announcer:
@@ -51,7 +50,7 @@ class Announcer:
         try:
             backend.append_history(entry.to_line())
         except (MaintenanceError, OSError) as error:
-            logger.warning("the maintenance history was not written: %s", error)
+            _warn("the maintenance history was not written: %s", error)
         if self.webhooks is not None:
             self.webhooks.post(notification(entry, state))
 
@@ -65,6 +64,8 @@ class Announcer:
         claim = f"{entry.event} {format_instant(entry.starts_at or entry.at)}"
         # Not a daemon: a `flask` command that saw it must not exit between the claim and the
         # history (its wait is bounded by the backend's own timeouts).
+        import threading  # only an app's cache observes: the switch starts without it
+
         thread = threading.Thread(target=self._announce_once, args=(backend, claim, entry, current))
         self._observers = [*(t for t in self._observers if t.is_alive()), thread]
         thread.start()
@@ -83,10 +84,18 @@ class Announcer:
         try:
             first = backend.claim(claim)
         except (MaintenanceError, OSError) as error:
-            logger.warning("a scheduled window's %s was not announced: %s", entry.event, error)
+            _warn("a scheduled window's %s was not announced: %s", entry.event, error)
             return
         if first:
             self.announce(backend, entry, state)
+
+
+def _warn(message: str, *args: object) -> None:
+    """Log a warning: :mod:`logging` is imported only then, since the switch, which writes
+    through the announcer, must start fast."""
+    import logging
+
+    logging.getLogger("flask_maintenance").warning(message, *args)
 
 
 def notification(entry: Entry, state: State) -> dict[str, Any]:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from . import times
 from .errors import ConfigurationError
 from .times import MAX_DURATION, format_instant, parse_duration, parse_instant
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import timedelta
+    from typing import Any
 
 MODES = ("full", "readonly", "banner")
 #: Modes in which requests (and, by default, commands) are refused.
@@ -25,10 +29,11 @@ STRENGTH = {"banner": 1, "readonly": 2, "full": 3}
 MAX_MESSAGE_LENGTH = 2000
 #: Longest Retry-After, bypass cookie lifetime or window: a year.
 MAX_SECONDS = int(MAX_DURATION.total_seconds())
+# Patterns are strings, compiled by re's cache on first use: the console scripts seldom need them.
 #: Feature names: what a blueprint may be called, plus dashes.
-FEATURE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+FEATURE_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}"
 #: Language tags of translations: a language, then maybe a script and a region (``zh-Hans-CN``).
-LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3})(?:-([A-Za-z]{4}))?(?:-([A-Za-z]{2}|[0-9]{3}))?")
+LANGUAGE_TAG = r"([A-Za-z]{2,3})(?:-([A-Za-z]{4}))?(?:-([A-Za-z]{2}|[0-9]{3}))?"
 #: Most translations of one message: the lock stays small.
 MAX_TRANSLATIONS = 20
 
@@ -76,7 +81,7 @@ def message(value: object, label: str = "message") -> str | None:
 
 def language_tag(value: object, label: str = "language") -> str:
     """A :data:`LANGUAGE_TAG` in its usual case: ``de``, ``pt-BR``, ``zh-Hans``."""
-    match = LANGUAGE_TAG.fullmatch(value) if isinstance(value, str) else None
+    match = re.fullmatch(LANGUAGE_TAG, value) if isinstance(value, str) else None
     if match is None:
         raise ConfigurationError(f"{label}: {value!r} is not a language tag such as de, pt-BR or zh-Hans")
     language, script, region = match.groups()
@@ -139,7 +144,7 @@ def encodable(text: str) -> str:
 
 def feature_name(value: object, label: str = "feature") -> str:
     """A name a blueprint could have: letters, digits, ``_``, ``.`` and ``-``, at most 100."""
-    if not isinstance(value, str) or not FEATURE_NAME.fullmatch(value):
+    if not isinstance(value, str) or not re.fullmatch(FEATURE_NAME, value):
         raise ConfigurationError(
             f"{label} must be a feature name (letters, digits, '_', '.', '-'), not {value!r}"
         )

@@ -11,18 +11,20 @@ any other :class:`MaintenanceError` a backend that failed (exit status 1).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
-from typing import Any
-
 from . import times
-from .backends import Backend
 from .errors import ConfigurationError
 from .model import LONG_OUTAGE, Plan, State, resolve
 from .times import format_instant
 
-Say = Callable[[str], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from datetime import datetime, timedelta
+    from typing import Any
+
+    from .backends import Backend
+
+    Say = Callable[[str], None]
 
 
 def read_state(backend: Backend, default_retry: int) -> State:
@@ -73,6 +75,8 @@ def switch_off(changed: bool, after: State, describe_backend: str, say: Say) -> 
 def status_json(state: State, describe_backend: str, extra: Mapping[str, Any] | None = None) -> str:
     """``status --json``: the state, the ``Retry-After`` being sent, the backend, and ``extra``
     (what only the app can tell, such as its workers)."""
+    import json  # only this report needs it: `on` and `off` print lines
+
     sent = {
         "retry_after": state.retry_after() if state.blocking else None,
         "overdue": state.overdue(),

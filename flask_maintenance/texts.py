@@ -9,22 +9,56 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, fields
-from importlib import resources
-from typing import TYPE_CHECKING
+import os
 
+from .values import Value, assign
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .model import State
+
+#: Where the catalog's files are: beside this module, as the wheel installs them.
+CATALOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "catalog")
 
 #: The languages of the catalog (``Content-Language`` values), English first: the default.
 LANGUAGES = ("en", "de", "ko", "ja", "fr", "es", "pt", "zh-Hans")
 DEFAULT_LANGUAGE = LANGUAGES[0]
 
 
-@dataclass(frozen=True)
-class Texts:
-    """One language's texts. ``{placeholders}`` are filled with :meth:`str.format`."""
+class Texts(Value):
+    """One language's texts. ``{placeholders}`` are filled with :meth:`str.format`.
 
+    Made with ``language`` and every other field by keyword, as each catalog file holds them.
+    """
+
+    _fields = (
+        "language",
+        "full_title",
+        "readonly_title",
+        "feature_title",
+        "full_detail",
+        "readonly_detail",
+        "feature_detail",
+        "try_again",
+        "overdue",
+        "back_by",
+        "your_time",
+        "reload_hint",
+        "auto_reload",
+        "write_wait",
+        "follow_updates",
+        "not_saved_title",
+        "not_saved_detail",
+        "go_back",
+        "back_again",
+        "second",
+        "minute",
+        "hour",
+        "banner",
+        "banner_scheduled",
+        "banner_scheduled_until",
+    )
+    __slots__ = _fields
     language: str
     full_title: str
     readonly_title: str
@@ -59,6 +93,15 @@ class Texts:
     banner_scheduled: str
     banner_scheduled_until: str
 
+    def __init__(self, language: str, **values: str | tuple[str, str]) -> None:
+        missing = set(self._fields[1:]) - set(values)
+        unknown = set(values) - set(self._fields)
+        if missing or unknown:
+            raise TypeError(f"Texts() needs every text: missing {sorted(missing)}, unknown {sorted(unknown)}")
+        assign(self, "language", language)
+        for name, value in values.items():
+            assign(self, name, value)
+
     def duration(self, seconds: int) -> str:
         """About how long ``seconds`` is, in words: seconds up to 90, then minutes, then hours."""
         if seconds < 90:
@@ -78,10 +121,9 @@ def texts(language: str = DEFAULT_LANGUAGE) -> Texts:
     """
     if language not in LANGUAGES:
         raise ValueError(f"the message catalog has no language {language!r}")
-    raw = json.loads(
-        resources.files(__package__).joinpath("catalog").joinpath(f"{language}.json").read_text("utf-8")
-    )
-    values = {item.name: raw[item.name] for item in fields(Texts) if item.name != "language"}
+    with open(os.path.join(CATALOG, f"{language}.json"), encoding="utf-8") as file:
+        raw = json.load(file)
+    values = {name: raw[name] for name in Texts._fields[1:]}
     for plural in ("second", "minute", "hour"):
         values[plural] = tuple(values[plural])
     return Texts(language=language, **values)

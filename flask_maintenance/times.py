@@ -9,8 +9,9 @@ from datetime import datetime, timedelta, timezone
 from .errors import ConfigurationError
 
 # ASCII digits only, at most 12: int() refuses over 4300 digits with a ValueError of its own,
-# and "٣m" is not something an operator meant.
-_DURATION = re.compile(r"([0-9]{1,12})\s*([smhdw])")
+# and "٣m" is not something an operator meant. The patterns here are strings, compiled by re's
+# cache on first use: the console scripts mostly read documents that have no times at all.
+_DURATION = r"([0-9]{1,12})\s*([smhdw])"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Far enough for any real window, small enough that datetime arithmetic never overflows.
 MAX_DURATION = timedelta(days=366)
@@ -33,11 +34,11 @@ def parse_duration(text: str) -> timedelta:
     compact = text.strip().lower().replace(" ", "")
     if compact.isdigit():
         compact += "s"
-    if not compact or _DURATION.sub("", compact):
+    if not compact or re.sub(_DURATION, "", compact):
         raise ConfigurationError(
             f"invalid duration {text!r}: use a number of seconds or units like 30m, 2h, 1h30m"
         )
-    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(compact))
+    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in re.findall(_DURATION, compact))
     if seconds <= 0:
         raise ConfigurationError(f"invalid duration {text!r}: it must be longer than zero")
     if seconds > MAX_DURATION.total_seconds():
@@ -54,7 +55,7 @@ def parse_instant(text: str) -> datetime:
 
     :raises ConfigurationError: when the text is not ISO 8601 or has no zone.
     """
-    match = INSTANT.fullmatch(text.strip())
+    match = re.fullmatch(INSTANT, text.strip())
     if match is None:
         raise ConfigurationError(f"invalid time {text!r}: use ISO 8601 such as 2026-11-21T22:00:00Z")
     year, month, day, hour, minute, second, fraction, zone = match.groups()
@@ -89,7 +90,7 @@ def parse_instant(text: str) -> datetime:
 
 # Extended (2026-11-21T22:00:00.5+01:00) or basic (20261121T220000Z) ISO 8601, ASCII digits only.
 # The edge Worker (edge_worker.js) reads instants with this same pattern.
-INSTANT = re.compile(
+INSTANT = (
     r"([0-9]{4})-?([0-9]{2})-?([0-9]{2})[Tt ]"
     r"([0-9]{2}):?([0-9]{2})(?::?([0-9]{2})(?:[.,]([0-9]{1,9}))?)?"
     r"\s*([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?"

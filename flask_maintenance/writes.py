@@ -14,28 +14,28 @@ neither makes a write slower or less atomic, and neither can fail it.
 
 from __future__ import annotations
 
-import logging
-import secrets
-import socket
+import os
 import sys
-from collections.abc import Iterable, Mapping
-from dataclasses import replace
-from datetime import datetime
 from types import MappingProxyType
-from typing import Any
 
 from . import rules, times
-from .backends import Backend, Damaged, Raw
-from .backends.base import MAX_DOCUMENT_BYTES, Change
+from .backends.base import MAX_DOCUMENT_BYTES, Damaged
 from .errors import ConfigurationError, MaintenanceError
-from .history import Entry, who_am_i
+from .history import Entry, host_name, who_am_i
 from .model import NO_FEATURES, NO_MESSAGES, OFF, Feature, Plan, Schedule, State, resolve
-from .notify import Announcer
 
-logger = logging.getLogger("flask_maintenance")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from datetime import datetime
+    from typing import Any
 
-#: The stored (lock, plan) before and after one update.
-Pairs = tuple[tuple[Raw, Raw], tuple[Raw, Raw]]
+    from .backends import Backend, Raw
+    from .backends.base import Change
+    from .notify import Announcer
+
+    #: The stored (lock, plan) before and after one update.
+    Pairs = tuple[tuple[Raw, Raw], tuple[Raw, Raw]]
 
 
 class Writer:
@@ -99,7 +99,7 @@ class Writer:
             current, problem = State.parse(lock, self.default_retry)
             if lock is None:
                 # A planned window that has started is on too: `on` takes it over as it is.
-                current = replace(resolve(OFF, Plan.parse(plan)[0], now, self.default_retry), scheduled=None)
+                current = resolve(OFF, Plan.parse(plan)[0], now, self.default_retry).replace(scheduled=None)
                 problem = None if current.active else "off"
             if not current.active or isinstance(lock, Damaged) or problem is not None:
                 before = None
@@ -111,23 +111,22 @@ class Writer:
                     started_at=now,
                     ends_at=end,
                     user=_user(),
-                    host=socket.gethostname(),
-                    window=secrets.token_hex(8),
+                    host=host_name(),
+                    window=_window_id(),
                     token_hash=token_hash,
                     messages=messages or NO_MESSAGES,
                     default_retry=self.default_retry,
                 )
             else:
                 before = current
-                after = replace(
-                    current,
+                after = current.replace(
                     features=NO_FEATURES,
                     mode=mode or current.mode,
                     retry=current.retry if retry is None else retry,
                     message=current.message if message is None else new_message,
                     ends_at=current.ends_at if end is None else end,
                     token_hash=current.token_hash if token_hash is None else token_hash,
-                    window=current.window if token_hash is None else secrets.token_hex(8),
+                    window=current.window if token_hash is None else _window_id(),
                     messages=current.messages if messages is None else messages,
                 )
                 if after == current:
@@ -159,7 +158,7 @@ class Writer:
             plan = self._plan(raw_plan)
             started = plan.schedule is not None and plan.schedule.starts_at <= now
             was_on = lock is not None or started
-            return None, _stored(replace(plan, schedule=None) if started else plan)
+            return None, _stored(plan.replace(schedule=None) if started else plan)
 
         self._tell(self._update(change), "off")
         return was_on
@@ -192,7 +191,7 @@ class Writer:
             nonlocal replaced
             plan = self._plan(raw_plan)
             replaced = plan.schedule
-            return lock, _stored(replace(plan, schedule=window))
+            return lock, _stored(plan.replace(schedule=window))
 
         self._tell(self._update(change), "schedule", **_window(window))
         return window, replaced
@@ -205,7 +204,7 @@ class Writer:
             nonlocal cancelled
             plan = self._plan(raw_plan)
             cancelled = plan.schedule
-            return lock, _stored(replace(plan, schedule=None))
+            return lock, _stored(plan.replace(schedule=None))
 
         pairs = self._update(change)
         if cancelled is not None:
@@ -259,8 +258,8 @@ class Writer:
             if problem is not None or not current.active or current.token_hash != token_hash:
                 return lock, plan
             if before.active and before.window is not None:
-                return replace(current, token_hash=before.token_hash, window=before.window).to_json(), plan
-            return replace(current, token_hash=None).to_json(), plan
+                return current.replace(token_hash=before.token_hash, window=before.window).to_json(), plan
+            return current.replace(token_hash=None).to_json(), plan
 
         # Not told: the mode, message and end are as they were; only who may pass changed.
         self._update(change)
@@ -307,7 +306,11 @@ class Writer:
         try:
             self.announcer.announce(self.backend, entry, state)
         except Exception:  # the change is written: telling of it must never look like it failed
-            logger.warning("the maintenance change was made but not recorded or announced", exc_info=True)
+            import logging  # only this failure logs: the switch starts without it
+
+            logging.getLogger("flask_maintenance").warning(
+                "the maintenance change was made but not recorded or announced", exc_info=True
+            )
 
     def _tell_lock(self, pairs: Pairs | None) -> None:
         """Tell of a lock put back as it was (``enabled``, ``window``, ``run``)."""
@@ -364,6 +367,12 @@ def _origin() -> str:
     """
     click = sys.modules.get("click")
     return "cli" if click is not None and click.get_current_context(silent=True) is not None else "python"
+
+
+def _window_id() -> str:
+    """A new window's id: 16 random hex digits (what :func:`secrets.token_hex` gives, without
+    importing :mod:`secrets` and :mod:`hashlib` into the switch)."""
+    return os.urandom(8).hex()
 
 
 def _user() -> str | None:

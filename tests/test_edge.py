@@ -16,12 +16,13 @@ import shutil
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from click.testing import Result
@@ -80,11 +81,19 @@ class FailingOrigin(BaseHTTPRequestHandler):
     and holds its status path until :attr:`status_released` is set (a busy origin)."""
 
     status_released = threading.Event()
+    #: ``/drop-once/...``: the first request for each such path and method is dropped
+    #: unanswered (a pooled connection the origin closed), the next ones answered.
+    requests_seen: ClassVar[Counter[str]] = Counter()
 
     def do_GET(self) -> None:
         if self.path == "/_maintenance":
             self.status_released.wait(TIMEOUT * 2)
             return  # closed unanswered
+        if self.path.startswith("/drop-once/"):
+            self.requests_seen[f"{self.command} {self.path}"] += 1
+            if self.requests_seen[f"{self.command} {self.path}"] == 1:
+                self.close_connection = True
+                return  # closed unanswered
         match = re.fullmatch(r"(?:/api)?/fail/([0-9]{3})(-ours)?", self.path)
         status = int(match.group(1)) if match else 200
         body = b"origin's own answer" if match is None or match.group(2) else b"bare error from a server"
@@ -95,6 +104,8 @@ class FailingOrigin(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    do_POST = do_GET
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -638,6 +649,16 @@ class TestFailingOrigin:
         assert edge_off.get("failing", "/fail/404").status == 404
         ours = edge_off.get("failing", "/fail/503-ours")
         assert (ours.status, ours.text, ours.headers["retry-after"]) == (503, "origin's own answer", "5")
+
+    def test_a_dropped_connection_is_tried_again_for_a_get_only(self, edge_off: Edge) -> None:
+        # The origin drops the first connection unanswered, as when a pooled connection was
+        # closed just as it was reused: a GET is sent once more and gets the origin's answer; a
+        # POST may already have had its effect, so it is never sent twice.
+        answer = edge_off.get("failing", "/drop-once/get")
+        assert (answer.status, answer.text) == (200, "origin's own answer")
+        assert FailingOrigin.requests_seen["GET /drop-once/get"] == 2
+        assert_edge_page(edge_off.get("failing", "/drop-once/post", method="POST"), 90)
+        assert FailingOrigin.requests_seen["POST /drop-once/post"] == 1
 
     def test_an_unreachable_origin_gets_the_page(self, edge_off: Edge) -> None:
         assert_edge_page(edge_off.get("dead"), 90)

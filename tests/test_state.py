@@ -8,7 +8,6 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import FrozenInstanceError, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,7 +16,8 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flask_maintenance import BackendError, Maintenance, State
+from flask_maintenance import BackendError, Feature, Maintenance, Schedule, State
+from flask_maintenance.backends import FileBackend
 from flask_maintenance.backends.base import MAX_DOCUMENT_BYTES as MAX_STATE_BYTES
 from flask_maintenance.rules import MAX_SECONDS as MAX_RETRY
 from flask_maintenance.rules import MODES
@@ -250,11 +250,41 @@ class TestStateValue:
         assert (state.active, state.mode, state.retry, state.message) == (True, "readonly", 30, "Why")
         assert state.ends_at == ends_at.replace(microsecond=0)
         assert state.started_at is not None and state.started_at.tzinfo is not None
-        with pytest.raises(FrozenInstanceError):
+        with pytest.raises(AttributeError, match="immutable"):
             state.mode = "full"  # type: ignore[misc]
         public = state.to_dict()
         assert public["mode"] == "readonly" and public["retry"] == 30 and public["message"] == "Why"
         assert public["ends_at"] == ends_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def test_values_compare_hash_and_show_their_fields(self) -> None:
+        start = datetime(2026, 12, 24, 22, tzinfo=timezone.utc)
+        window = Schedule(start, mode="readonly", auto_off=False)
+        assert window == Schedule(starts_at=start, ends_at=None, mode="readonly", message=None)
+        assert window != Schedule(start) and window != (start, None, "readonly", None, False)
+        assert hash(window) == hash(Schedule(start, mode="readonly"))
+        assert (
+            repr(Feature("search", "Reindexing"))
+            == "Feature(name='search', message='Reindexing', started_at=None)"
+        )
+        assert repr(State(active=False)) == (
+            "State(active=False, mode=None, retry=None, message=None, started_at=None, ends_at=None,"
+            " user=None, host=None, window=None, token_hash=None, scheduled=None,"
+            " features=mappingproxy({}), messages=mappingproxy({}))"
+        )
+        # default_retry is compared (it changes Retry-After) but not shown.
+        assert State(active=True, default_retry=5) != State(active=True)
+        with pytest.raises(AttributeError, match="immutable"):
+            del window.mode
+
+    def test_replace_builds_a_new_value_and_derives_what_the_constructor_derives(self) -> None:
+        off = State(active=False)
+        on = off.replace(active=True, message="Back soon")
+        assert (on.mode, on.blocking, on.idle, on.message) == ("full", True, False, "Back soon")
+        assert (off.active, off.mode, off.idle) == (False, None, True)
+        banner = on.replace(mode="banner", messages={"de": "Gleich zurück"})
+        assert (banner.blocking, banner.languages, banner.message) == (False, ("de",), "Back soon")
+        with pytest.raises(TypeError):
+            on.replace(colour="red")
 
     def test_to_dict_never_shows_the_token_hash_or_window(self, app: Flask, maintenance: Maintenance) -> None:
         maintenance.enable(secret="hunter2-hunter2", app=app)
@@ -296,7 +326,7 @@ class TestRoundTrip:
     def test_parse_reads_back_what_to_json_wrote(self, state: State) -> None:
         parsed, problem = State.parse(state.to_json(), 17)
         assert problem is None
-        assert parsed == replace(state, default_retry=17)
+        assert parsed == state.replace(default_retry=17)
 
     @settings(max_examples=150, deadline=None, database=None)
     @given(raw=st.binary(max_size=300))
@@ -363,6 +393,55 @@ class TestAtomicWrite:
         monkeypatch.setattr(os, "replace", replace_file)
         maintenance.enable(app=app)
         assert events.index("fsync") < events.index("replace")
+
+    def test_the_temp_file_is_private_until_it_is_complete(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        modes: list[int] = []
+        real_fchmod = os.fchmod
+
+        def fchmod(fd: int, mode: int) -> None:
+            modes.append(stat.S_IMODE(os.fstat(fd).st_mode))
+            real_fchmod(fd, mode)
+
+        monkeypatch.setattr(os, "fchmod", fchmod)
+        FileBackend(tmp_path / "maintenance.lock").write(b"{}\n")
+        assert modes == [0o600]
+        assert stat.S_IMODE((tmp_path / "maintenance.lock").stat().st_mode) == 0o644
+
+    def test_a_symlink_planted_at_the_temp_files_name_is_never_followed(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        victim = tmp_path / "victim"
+        victim.write_text("someone's file\n")
+        planted = tmp_path / f".maintenance-{os.getpid()}-{'00' * 8}"
+        planted.symlink_to(victim)
+        real_open, real_urandom = os.open, os.urandom
+        tried: list[str] = []
+
+        def open_(path: str, flags: int, mode: int = 0o777, **kwargs: object) -> int:
+            tried.append(os.fspath(path))
+            return real_open(path, flags, mode, **kwargs)  # type: ignore[arg-type]
+
+        def urandom(size: int) -> bytes:
+            # The planted name comes up first, a fresh one after it was tried.
+            return real_urandom(size) if str(planted) in tried else bytes(size)
+
+        monkeypatch.setattr(os, "open", open_)
+        monkeypatch.setattr(os, "urandom", urandom)
+        FileBackend(tmp_path / "maintenance.lock").write(b"{}\n")
+        assert str(planted) in tried
+        assert victim.read_text() == "someone's file\n" and planted.is_symlink()
+        assert (tmp_path / "maintenance.lock").read_bytes() == b"{}\n"
+
+    def test_a_write_that_finds_every_temp_name_taken_fails_in_one_line(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        (tmp_path / f".maintenance-{os.getpid()}-{'00' * 8}").write_text("taken")
+        monkeypatch.setattr(os, "urandom", bytes)  # always the same name: the one taken
+        with pytest.raises(BackendError, match=r"^cannot write the lock file in .*: no unused name"):
+            FileBackend(tmp_path / "maintenance.lock").write(b"{}\n")
+        assert not (tmp_path / "maintenance.lock").exists()
 
     def test_a_failed_write_leaves_no_temporary_file_and_the_state_unchanged(
         self, app: Flask, maintenance: Maintenance, lock_file: Path

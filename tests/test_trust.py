@@ -367,9 +367,18 @@ for number in range(int(rounds)):
 
 
 def wait_for_files(paths: list[Path], workers: list[subprocess.Popen[bytes]], what: str) -> None:
+    """Wait until every worker wrote its file in ``paths`` (one per worker, in their order).
+
+    A worker that exited before writing its file crashed; one that wrote it may exit (after its
+    last round it does, while the others may still be writing theirs).
+    """
     deadline = time.monotonic() + TIMEOUT
     while not all(path.exists() for path in paths):
-        crashed = [worker.args[4] for worker in workers if worker.poll() is not None]
+        crashed = [
+            worker.args[4]
+            for worker, path in zip(workers, paths, strict=True)
+            if worker.poll() is not None and not path.exists()
+        ]
         assert not crashed, f"workers {crashed} exited while the test waited for {what} (see their logs)"
         assert time.monotonic() < deadline, f"{what} did not happen within {TIMEOUT:.0f} s"
         time.sleep(0.005)

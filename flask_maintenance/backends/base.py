@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+
+from ..values import Value, assign
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Hashable, Sequence
 
 #: No document is larger: a bigger one is damaged when read and refused when written.
 MAX_DOCUMENT_BYTES = 64 * 1024
@@ -14,14 +19,17 @@ MAX_ENTRY_BYTES = 16 * 1024
 MAX_HEARTBEAT_BYTES = 4 * 1024
 
 
-@dataclass(frozen=True)
-class Damaged:
+class Damaged(Value):
     """A document that exists but cannot be read as one (a FIFO, too large, the wrong Redis type).
 
     Readers fail closed on it; ``reason`` tells the operator what is wrong.
     """
 
+    __slots__ = _fields = ("reason",)
     reason: str
+
+    def __init__(self, reason: str) -> None:
+        assign(self, "reason", reason)
 
 
 #: What reading a document gives: its bytes, :class:`Damaged`, or ``None`` when there is none.

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import re
 import stat
-import tempfile
 import time
-from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
 from ..errors import BackendError
@@ -25,6 +22,10 @@ from .base import (
     Raw,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Hashable, Iterator
+
 #: How long an update waits for another one to finish before giving up.
 LOCK_TIMEOUT = 10.0
 #: The history file is moved to ``<lock file>.history.1`` (replacing the one before) at this size.
@@ -35,6 +36,10 @@ _READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # A heartbeat's own temp file: never through a symlink, never blocking on a FIFO put there.
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# A document's temp file is new (never one that is there) and private until it is complete.
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+#: How many fresh random names a write tries before giving up (each collision is 1 in 2**64).
+_TEMP_ATTEMPTS = 100
 
 
 class FileBackend(Backend):
@@ -80,14 +85,14 @@ class FileBackend(Backend):
     def write(self, data: bytes) -> None:
         directory = self._directory(create=True)
         try:
-            fd, temp_path = tempfile.mkstemp(prefix=".maintenance-", dir=directory)
+            fd, temp_path = _create_temp(directory)
         except OSError as error:
             raise BackendError(f"cannot write the lock file in {directory}: {_reason(error)}") from error
         try:
             with os.fdopen(fd, "wb") as temp:
                 temp.write(data)
                 temp.flush()
-                # On the descriptor, never by path: mkstemp makes the file private, the proxy and
+                # On the descriptor, never by path: the temp file is private, the proxy and
                 # other users need to read it, and a path could be swapped for a symlink meanwhile.
                 os.fchmod(temp.fileno(), 0o644)
                 os.fsync(temp.fileno())
@@ -150,6 +155,8 @@ class FileBackend(Backend):
     def claim(self, name: str) -> bool:
         """Remember ``name`` in ``<lock file>.claims`` under the update lock; a damaged list
         is started again (the worst case is an announcement made twice, never one lost)."""
+        import json  # only a running app claims: not the console scripts' imports
+
         claims = self.sibling("claims")
         with self._exclusive():
             raw = claims.read()
@@ -327,6 +334,22 @@ class FileHeartbeats(Heartbeats):
         # A host name is ours to trust no more than any text: only what is safe in a file name.
         safe = re.sub(r"[^A-Za-z0-9._-]", ".", name.replace(":", "."))
         return os.path.join(self.directory, self.prefix + safe)
+
+
+def _create_temp(directory: str) -> tuple[int, str]:
+    """A new private file (mode 0600) with a random hidden name in ``directory``: its descriptor
+    and path. What :func:`tempfile.mkstemp` does, without importing :mod:`tempfile` (and
+    :mod:`random`, :mod:`shutil`) into a command that must start fast.
+
+    :raises OSError: when it cannot be created (a name that exists is tried again).
+    """
+    for _ in range(_TEMP_ATTEMPTS):
+        path = os.path.join(directory, f".maintenance-{os.getpid()}-{os.urandom(8).hex()}")
+        try:
+            return os.open(path, _TEMP_FLAGS, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused name for a temporary file")
 
 
 def _read_up_to(fd: int, limit: int) -> bytes:

@@ -1,0 +1,64 @@
+"""Immutable values without :mod:`dataclasses`: the base of the state, the plan and their parts.
+
+``flask-maintenance-guard`` and the ``flask-maintenance`` switch import these values, and must
+start fast on a machine starved of CPU: building a frozen dataclass costs more than the rest of
+either command (it imports :mod:`inspect` and generates code with ``exec``). A subclass names its
+fields in ``_fields``, in the constructor's order, and sets them in its ``__init__`` with
+:func:`assign`; this base gives it what a frozen dataclass had: equality and a hash over those
+fields, the same ``repr``, assignment refused, and :meth:`Value.replace`.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    V = TypeVar("V", bound="Value")
+
+#: Sets an attribute of a value under construction (the values' own ``__setattr__`` refuses).
+assign = object.__setattr__
+
+
+class Value:
+    """An immutable value: compared, hashed and shown by its fields."""
+
+    __slots__ = ()
+    #: The fields, in the constructor's order: compared, hashed and copied by :meth:`replace`.
+    _fields: tuple[str, ...] = ()
+    #: Fields left out of the ``repr`` (still compared).
+    _unshown: tuple[str, ...] = ()
+
+    def replace(self: V, **changes: Any) -> V:
+        """A copy with the fields named in ``changes`` changed, made by the constructor (so it
+        checks and derives what it always does)."""
+        return type(self)(**{**{name: getattr(self, name) for name in self._fields}, **changes})
+
+    __replace__ = replace  # copy.replace() (Python 3.13)
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self._fields if name not in self._unshown
+        )
+        return f"{type(self).__qualname__}({shown})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is immutable")
+
+    def __reduce__(self) -> tuple[type[Value], tuple[Any, ...]]:
+        # copy and pickle rebuild through the constructor: the slots cannot be set from outside.
+        return type(self), self._values()
