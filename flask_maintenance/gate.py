@@ -128,6 +128,9 @@ class Prepared:
     by_header: dict[str, Sequence[Answer | None]]
     #: The ``X-Maintenance-Banner`` header, by language; filled on first use.
     banners: dict[Choice, tuple[str, str]]
+    #: The same headers by ``Accept-Language`` as :attr:`by_header` is keyed; filled by
+    #: :meth:`banner_for`.
+    banner_by_header: dict[str, tuple[str, str]]
 
     def answers_for(self, accept_language: str) -> Sequence[Answer | None]:
         """The plain answers for an ``Accept-Language`` header (cut as :attr:`by_header`'s keys),
@@ -138,6 +141,12 @@ class Prepared:
             # setdefault: one C call, so two threads that miss at once share one list.
             answers = self.plain.setdefault(choose(accept_language, self.state.languages), [None] * _SLOTS)
         return remember(self.by_header, accept_language, answers, LANGUAGE_HEADERS)
+
+    def banner_for(self, accept_language: str) -> tuple[str, str]:
+        """:meth:`banner_in`, remembered in :attr:`banner_by_header` (bounded as :attr:`by_header`)."""
+        return remember(
+            self.banner_by_header, accept_language, self.banner_in(accept_language), LANGUAGE_HEADERS
+        )
 
     def banner_in(self, accept_language: str | None) -> tuple[str, str]:
         """The banner header for a visitor's ``Accept-Language`` (built once per language)."""
@@ -159,6 +168,7 @@ def _prepare(state: State) -> Prepared:
         Verdict(_PASS, state),
         (Verdict(_REFUSE, state, False), Verdict(_REFUSE, state, True)),
         state.banner is not None,
+        {},
         {},
         {},
         {},

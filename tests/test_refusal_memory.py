@@ -1,5 +1,5 @@
-"""What the fast path remembers to refuse cheaply: each language's answers by the raw
-``Accept-Language``, and the reading of each request path.
+"""What the fast path remembers to refuse cheaply: each language's answers (and banner header)
+by the raw ``Accept-Language``, and the reading of each request path.
 
 Every answer it remembers must be the one the hook alone sends (the same bytes), for every visitor
 in any order; a new state must forget the old answers; and whatever strangers send, the memory
@@ -131,6 +131,32 @@ def test_strangers_accept_language_headers_keep_the_memory_bounded(make_app: App
     for _ in range(2):
         assert client.get("/", headers={"Accept-Language": huge}).headers["Content-Language"] == "de"
     assert max(len(key) for key in prepared.by_header) <= ACCEPT_LANGUAGE_PREFIX
+
+
+def test_banner_headers_by_language_match_the_hooks_and_stay_bounded(apps: tuple[Flask, Flask]) -> None:
+    fast, hook = apps
+    extension(fast).enable(mode="banner", message="Upgrading", translations={"de": "Wartung"}, app=fast)
+    fast_client, hook_client = fast.test_client(), hook.test_client()
+    for _ in range(2):
+        for language in (GERMAN, FRENCH, None, "de, " + "x" * 10_000):
+            headers = {} if language is None else {"Accept-Language": language}
+            served = fast_client.get("/", headers=headers)
+            assert served.status_code == 200
+            assert seen(served) == seen(hook_client.get("/", headers=headers)), language
+    assert (
+        fast_client.get("/", headers={"Accept-Language": GERMAN}).headers["X-Maintenance-Banner"] == "Wartung"
+    )
+    for number in range(LANGUAGE_HEADERS + 50):
+        banner = fast_client.get("/", headers={"Accept-Language": f"x{number}, de"}).headers
+        assert banner["X-Maintenance-Banner"] == "Wartung"
+    prepared = gate_of(fast).current
+    assert 0 < len(prepared.banner_by_header) <= LANGUAGE_HEADERS
+    assert max(len(key) for key in prepared.banner_by_header) <= ACCEPT_LANGUAGE_PREFIX
+    extension(fast).enable(mode="banner", message="Nearly done", app=fast)
+    assert (
+        fast_client.get("/", headers={"Accept-Language": GERMAN}).headers["X-Maintenance-Banner"]
+        == "Nearly done"
+    )
 
 
 def test_strangers_paths_keep_the_memory_bounded(make_app: AppFactory) -> None:
