@@ -2,7 +2,7 @@
 
 CPU time on a shared 2-core machine moves by ±30 % from round to round, far more than the 2 %
 the "off" target allows. Instruction counts are repeatable whatever else the machine does, so
-this section is the one that decides "off/bare ≥ 0.98". Each variant runs twice under callgrind,
+this section is the one that decides "off/bare ≥ 0.99". Each variant runs twice under callgrind,
 once with N requests and once with none; the difference over N is the cost of one request
 (interpreter start-up, imports and warm-up cancel out).
 
