@@ -154,8 +154,17 @@ class FastPath:
         if len(accept_language) > ACCEPT_LANGUAGE_PREFIX:
             accept_language = accept_language[:ACCEPT_LANGUAGE_PREFIX]
         banner = prepared.banner_by_header.get(accept_language) or prepared.banner_for(accept_language)
-        # A partial, made in C: cheaper per request than a closure made by a Python call.
-        return self.wsgi_app(environ, functools.partial(_start_with_banner, start_response, banner))
+
+        # A closure (not a partial): werkzeug calls it from Python, which a C partial would not let
+        # the interpreter inline.
+        def start_with_banner(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            # The app's own X-Maintenance-Banner wins (the length test spares most lower() calls).
+            for name, _ in headers:
+                if len(name) == _BANNER_LENGTH and name.lower() == "x-maintenance-banner":
+                    return start_response(status, headers, *exc_info)
+            return start_response(status, [*headers, banner, _VARY_LANGUAGE], *exc_info)
+
+        return self.wsgi_app(environ, start_with_banner)
 
     def _in_app(self, verdict: Verdict, environ: WSGIEnvironment) -> Response | None:
         """Finish the decision in a request context of our own; ``None`` when it passes.
@@ -170,21 +179,6 @@ class FastPath:
             environ,
             within=functools.partial(_pushed, self.app, self.gate, environ),
         )
-
-
-def _start_with_banner(
-    start_response: StartResponse,
-    banner: tuple[str, str],
-    status: str,
-    headers: list[tuple[str, str]],
-    *exc_info: Any,
-) -> Any:
-    """``start_response`` with the banner header, unless the app sent its own."""
-    # The app's own X-Maintenance-Banner wins (the length test spares most lower() calls).
-    for name, _ in headers:
-        if len(name) == _BANNER_LENGTH and name.lower() == "x-maintenance-banner":
-            return start_response(status, headers, *exc_info)
-    return start_response(status, [*headers, banner, _VARY_LANGUAGE], *exc_info)
 
 
 @contextmanager
