@@ -5,13 +5,17 @@ start fast on a machine starved of CPU: building a frozen dataclass costs more t
 either command (it imports :mod:`inspect` and generates code with ``exec``). A subclass names its
 fields in ``_fields``, in the constructor's order, and sets them in its ``__init__`` with
 :func:`assign`; this base gives it what a frozen dataclass had: equality and a hash over those
-fields, the same ``repr``, assignment refused, and :meth:`Value.replace`.
+fields, the same ``repr``, assignment refused, :meth:`Value.replace`, and copies and pickles
+rebuilt by the constructor.
 """
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypeVar
 
     V = TypeVar("V", bound="Value")
@@ -32,12 +36,15 @@ class Value:
     def replace(self: V, **changes: Any) -> V:
         """A copy with the fields named in ``changes`` changed, made by the constructor (so it
         checks and derives what it always does)."""
-        return type(self)(**{**{name: getattr(self, name) for name in self._fields}, **changes})
+        return type(self)(**{**self._keywords(), **changes})
 
     __replace__ = replace  # copy.replace() (Python 3.13)
 
     def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self._fields)
+
+    def _keywords(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._fields}
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -59,6 +66,14 @@ class Value:
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is immutable")
 
-    def __reduce__(self) -> tuple[type[Value], tuple[Any, ...]]:
-        # copy and pickle rebuild through the constructor: the slots cannot be set from outside.
-        return type(self), self._values()
+    def __reduce__(self) -> tuple[Callable[..., Value], tuple[Any, ...]]:
+        # copy and pickle rebuild through the constructor, as replace() does (by keyword: some
+        # constructors take nothing else): the slots cannot be set from outside. A read-only
+        # mapping travels as a dict, since pickle cannot take a mappingproxy, and is one again.
+        fields = self._keywords()
+        views = tuple(name for name, value in fields.items() if isinstance(value, MappingProxyType))
+        return _rebuild, (type(self), {**fields, **{name: dict(fields[name]) for name in views}}, views)
+
+
+def _rebuild(cls: type[V], fields: dict[str, Any], views: tuple[str, ...]) -> V:
+    return cls(**{**fields, **{name: MappingProxyType(fields[name]) for name in views}})
