@@ -27,7 +27,7 @@ class Texts(Value):
     Made with ``language`` and every other field by keyword, as each catalog file holds them.
     """
 
-    _fields = (
+    _fields = __match_args__ = (
         "language",
         "full_title",
         "readonly_title",

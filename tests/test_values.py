@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timezone
 from types import MappingProxyType
@@ -59,3 +60,19 @@ def test_a_state_with_its_plan_and_translations_copies_whole(copier: Copier) -> 
         Damaged("a FIFO"),
     ):
         assert copier(value) == value
+
+
+def test_the_public_values_take_positional_patterns_and_weak_references() -> None:
+    # What their dataclasses gave: `case Feature(name, message)` and weakref.ref(state).
+    match Feature("search", "Reindexing"):
+        case Feature(name, message):
+            assert (name, message) == ("search", "Reindexing")
+        case _:
+            pytest.fail("no positional pattern")
+    match State(active=True, mode="readonly"):
+        case State(True, mode):
+            assert mode == "readonly"
+        case _:
+            pytest.fail("no positional pattern")
+    values = (State(active=True), Schedule(START), Feature("search"), Plan())
+    assert [weakref.ref(value)() for value in values] == list(values)
