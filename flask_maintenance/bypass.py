@@ -8,12 +8,12 @@ import hmac
 import ipaddress
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from .config import IPNetwork
+from .values import Value, assign
 
 if TYPE_CHECKING:
     from .model import State
@@ -24,12 +24,16 @@ MAX_TOKEN_LENGTH = 256
 MAX_ADDRESS_LENGTH = 64
 
 
-@dataclass(frozen=True)
-class BypassRule:
+class BypassRule(Value):
     """An app's rule (``@m.bypass_rule``) and the cookie without which it can never pass."""
 
+    __slots__ = _fields = ("check", "cookie")
     check: Callable[[], Any]
-    cookie: str | None = None
+    cookie: str | None
+
+    def __init__(self, check: Callable[[], Any], cookie: str | None = None) -> None:
+        assign(self, "check", check)
+        assign(self, "cookie", cookie)
 
     def may_pass(self, cookie_header: str) -> bool:
         """Whether a request with this ``Cookie`` header could pass (decidable without Flask)."""

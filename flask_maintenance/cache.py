@@ -7,15 +7,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
-
-from cachetools import TTLCache
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from . import times
 from .backends import Backend, Damaged, Raw
 from .errors import BackendError
 from .model import LONG_OUTAGE, OFF, Plan, State, resolve
 from .times import format_instant
+
+if TYPE_CHECKING:
+    from cachetools import TTLCache
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -103,8 +104,9 @@ class StateCache:
         self.failure: BackendError | None = None
         # The windows whose long full maintenance was logged (see State.long_outage).
         self._long_outages: set[str | None] = set()
-        # Backend failures already warned about, each forgotten after one interval.
-        self._warned: TTLCache[str, bool] = TTLCache(maxsize=16, ttl=max(interval, 1.0), timer=self._timer)
+        # Backend failures already warned about, each forgotten after one interval: made on the
+        # first failure, so that a healthy web worker never imports cachetools (~150 KiB).
+        self._warned: TTLCache[str, bool] | None = None
 
     @property
     def plan_backend(self) -> Backend:
@@ -180,6 +182,10 @@ class StateCache:
         except BackendError as error:
             self.failure = error
             message = f"maintenance state unavailable, keeping the last known one: {error}"
+            if self._warned is None:
+                from cachetools import TTLCache
+
+                self._warned = TTLCache(maxsize=16, ttl=max(self.interval, 1.0), timer=self._timer)
             if message not in self._warned:
                 self._warned[message] = True
                 logger.warning("%s", message)

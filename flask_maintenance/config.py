@@ -10,7 +10,6 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,14 +19,15 @@ from flask import Flask
 from . import rules
 from .errors import ConfigurationError
 from .responses import MARKER_HEADER
+from .values import Value, assign
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(Value):
     """One ``MAINTENANCE_*`` config key."""
 
+    __slots__ = _fields = ("name", "field", "default", "parse", "accepts", "doc", "shown_default")
     #: The config key.
     name: str
     #: The :class:`Settings` field it fills.
@@ -41,7 +41,25 @@ class Key:
     #: What it means (for the docs; reStructuredText).
     doc: str
     #: The default as the docs show it, when it is not a plain value.
-    shown_default: str | None = None
+    shown_default: str | None
+
+    def __init__(
+        self,
+        name: str,
+        field: str,
+        default: Any,
+        parse: Callable[[Any, str], Any],
+        accepts: str,
+        doc: str,
+        shown_default: str | None = None,
+    ) -> None:
+        assign(self, "name", name)
+        assign(self, "field", field)
+        assign(self, "default", default)
+        assign(self, "parse", parse)
+        assign(self, "accepts", accepts)
+        assign(self, "doc", doc)
+        assign(self, "shown_default", shown_default)
 
     def default_for(self, app: Flask) -> Any:
         return self.default(app) if callable(self.default) else self.default
@@ -504,10 +522,11 @@ def defaults(app: Flask) -> dict[str, Any]:
     return {key.name: key.default_for(app) for key in KEYS}
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(Value):
     """The validated config of one app, resolved once at ``init_app``."""
 
+    # The fields are the keys' (KEYS is the single source), each annotated below for the types.
+    __slots__ = _fields = tuple(key.field for key in KEYS)
     backend: str
     lock_file: str
     redis_key: str
@@ -534,6 +553,16 @@ class Settings:
     protect_database: bool | str
     webhooks: tuple[str, ...]
     bypass_header: str
+
+    def __init__(self, **values: Any) -> None:
+        """Every field by keyword (see :meth:`from_config`)."""
+        if values.keys() != set(self._fields):
+            missing, unknown = set(self._fields) - values.keys(), values.keys() - set(self._fields)
+            raise TypeError(
+                f"Settings() needs every field: missing {sorted(missing)}, unknown {sorted(unknown)}"
+            )
+        for name, value in values.items():
+            assign(self, name, value)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:

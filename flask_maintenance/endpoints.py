@@ -10,26 +10,31 @@ All are always served, whatever the mode (the gate counts them as open).
 
 from __future__ import annotations
 
+import functools
 import logging
 from importlib.resources import files
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from . import ics, times
+from . import times
 from .bypass import safe_next, token_matches
 from .gate import Gate
 from .responses import link_refused, prefers_json, public_status
 
 logger = logging.getLogger("flask_maintenance")
 
-#: The banner script, read once (package data).
-BANNER_JS = files(__package__).joinpath("banner.js").read_bytes()
-
 #: Its name: a blueprint is a feature by its name, so this one is not a word an app would pick.
 BLUEPRINT_NAME = "flask_maintenance"
 
 blueprint = Blueprint(BLUEPRINT_NAME, __name__)
+
+
+@functools.cache
+def banner_js() -> bytes:
+    """The banner script (package data), read on its first request: a worker that never serves
+    it neither reads it nor loads the package's resource reader."""
+    return files(__package__).joinpath("banner.js").read_bytes()
 
 
 def _gate() -> Gate:
@@ -54,7 +59,7 @@ def maintenance_status() -> Response:
 
 @blueprint.get("/banner.js", endpoint="banner_js")
 def maintenance_banner_js() -> WerkzeugResponse:
-    response = Response(BANNER_JS, mimetype="text/javascript")
+    response = Response(banner_js(), mimetype="text/javascript")
     # The same for every state (it polls the status): a browser may keep it for an hour.
     response.headers["Cache-Control"] = "public, max-age=3600"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -64,6 +69,8 @@ def maintenance_banner_js() -> WerkzeugResponse:
 
 @blueprint.get("/calendar.ics", endpoint="calendar")
 def maintenance_calendar() -> Response:
+    from . import ics  # here: only calendar clients need it, not every worker
+
     now = times.utcnow().replace(microsecond=0)
     response = Response(ics.calendar(_gate().cache.get(), now), mimetype="text/calendar")
     response.headers["Cache-Control"] = "no-cache"

@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from weakref import WeakKeyDictionary
 
 import click
@@ -22,7 +22,6 @@ from .endpoints import BLUEPRINT_NAME
 from .endpoints import blueprint as status_blueprint
 from .errors import ConfigurationError, MaintenanceError
 from .gate import Features, Gate
-from .guard import Guard
 from .hook import request_hook
 from .inflight import CountUnsafeRequests
 from .languages import choose
@@ -30,6 +29,9 @@ from .model import FEATURES_ATTRIBUTE, Schedule, State, features_of
 from .notify import Announcer
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
 from .workers import Heartbeat, Worker, read_heartbeats
+
+if TYPE_CHECKING:
+    from .writes import Writer
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -157,14 +159,14 @@ class Maintenance:
         if feature is not None:
             if (mode, retry, ends_at, secret, translations) != (None, None, None, None, None):
                 raise ConfigurationError("a feature switch takes only a message")
-            gate.writer.switch_feature_off(feature, message)
+            _writer(gate).switch_feature_off(feature, message)
             logger.info("feature %s switched off", feature)
             return self._fresh(gate)
         if secret and not (app or current_app).secret_key:
             raise ConfigurationError(
                 "bypass links need the app's SECRET_KEY (it signs the bypass cookie): set it first"
             )
-        gate.writer.enable(
+        _writer(gate).enable(
             mode, retry, message, ends_at, hash_token(secret) if secret else None, translations
         )
         return self._fresh(gate)  # the cache logs the change, once
@@ -181,11 +183,11 @@ class Maintenance:
         """
         gate = self._gate(app)
         if feature is not None:
-            changed = gate.writer.switch_feature_on(feature)
+            changed = _writer(gate).switch_feature_on(feature)
             if changed:
                 logger.info("feature %s switched back on", feature)
         else:
-            changed = gate.writer.disable()
+            changed = _writer(gate).disable()
         self._fresh(gate)  # the cache logs the change, once
         return changed
 
@@ -208,7 +210,7 @@ class Maintenance:
             ``auto_off`` without an end.
         """
         gate = self._gate(app)
-        window, _ = gate.writer.schedule(starts_at, ends_at, mode=mode, message=message, auto_off=auto_off)
+        window, _ = _writer(gate).schedule(starts_at, ends_at, mode=mode, message=message, auto_off=auto_off)
         logger.info("maintenance scheduled at %s", window.starts_at.isoformat())
         return self._fresh(gate)
 
@@ -218,7 +220,7 @@ class Maintenance:
         :return: the window cancelled, or ``None`` when nothing was scheduled.
         """
         gate = self._gate(app)
-        cancelled = gate.writer.cancel()
+        cancelled = _writer(gate).cancel()
         if cancelled is not None:
             logger.info("scheduled maintenance cancelled")
         self._fresh(gate)
@@ -247,7 +249,7 @@ class Maintenance:
         try:
             yield self.enable(mode=mode, retry=retry, message=message, ends_at=ends_at, app=app)
         finally:
-            gate.writer.restore_lock(previous)
+            _writer(gate).restore_lock(previous)
             gate.cache.clear()
 
     @contextmanager
@@ -294,9 +296,9 @@ class Maintenance:
         # a secret starts a new one (given back with the rest at the end).
         token_hash = None if secret is None else hash_token(secret)
         if strong_enough:
-            _, lock = gate.writer.enable(token_hash=token_hash)
+            _, lock = _writer(gate).enable(token_hash=token_hash)
         else:
-            _, lock = gate.writer.enable(mode, retry, message, ends_at, token_hash)
+            _, lock = _writer(gate).enable(mode, retry, message, ends_at, token_hash)
         state = self._fresh(gate)
         if strong_enough:
             say(f"Maintenance is already on (mode {before.mode}); a bypass secret is set for the duration.")
@@ -326,7 +328,7 @@ class Maintenance:
     ) -> None:
         """Put back the lock there was before a window, unless somebody changed it meanwhile
         (then only the window's own secret is taken back)."""
-        if not gate.writer.replace_lock(written, previous):
+        if not _writer(gate).replace_lock(written, previous):
             say("Maintenance was changed by somebody else meanwhile; left as they made it.")
             self._revoke(gate, token_hash, before, say)
         elif before.active:
@@ -340,7 +342,7 @@ class Maintenance:
         if token_hash is None:
             return
         try:
-            gate.writer.revoke_secret(token_hash, before)
+            _writer(gate).revoke_secret(token_hash, before)
         except MaintenanceError as error:  # the block's own error, if any, is the one to raise
             say(f"The bypass secret of the window could not be taken back: {error}")
             return
@@ -564,6 +566,8 @@ class Maintenance:
             # for "off" (guarded work is seldom enough for a read per call).
             return gate.cache.read_now(), gate.settings.cli_block_modes
 
+        from .guard import Guard  # here: a web worker that guards nothing never imports it
+
         guard = Guard(read_state, raise_=raise_)
         return guard if func is None else guard(func)
 
@@ -591,6 +595,14 @@ class Maintenance:
             raise MaintenanceError(
                 "this app is not set up for maintenance: call Maintenance(app) or init_app(app)"
             ) from None
+
+
+def _writer(gate: Gate) -> Writer:
+    """What makes every change to ``gate``'s state: made for each change, so that a web worker,
+    which only reads the state, never imports the writes, the history or the notifications."""
+    from .writes import Writer
+
+    return Writer(gate.backend, gate.settings.retry_after, gate.announcer)
 
 
 def _template_context(gate: Gate) -> dict[str, Any]:

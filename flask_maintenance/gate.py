@@ -29,7 +29,6 @@ from .notify import Announcer
 from .responses import ACCEPT_PREFIX, Answer, accepts_json, banner_header, blocked
 from .signals import request_blocked
 from .workers import Worker
-from .writes import Writer
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -451,7 +450,6 @@ class Gate:
         """
         interval = self.settings.check_interval if check_interval is None else check_interval
         self.cache = StateCache(backend, self.settings.retry_after, interval, on_change=self._changed)
-        self.writer = Writer(backend, self.settings.retry_after, self.announcer)
 
     def _changed(self, previous: State, current: State) -> None:
         """What this process does when its cache sees the state change."""

@@ -21,7 +21,7 @@ from flask import current_app, request
 
 from .gate import Gate
 from .hook import a_rule_passes
-from .responses import FULL_DETAIL, FULL_TITLE, READONLY_DETAIL, READONLY_TITLE
+from .texts import texts
 
 
 def guard_socketio(
@@ -67,10 +67,11 @@ def _refusal(message: str, reads: frozenset[str]) -> dict[str, Any] | None:
     if gate.bypassed(state, request.environ) or a_rule_passes(current_app, gate):
         return None
     gate.refused(state.mode or "full", "socket")
+    english = texts()  # a socket event says no language: the catalog's default
     return {
         "error": "maintenance",
-        "title": READONLY_TITLE if readonly else FULL_TITLE,
-        "detail": state.message or (READONLY_DETAIL if readonly else FULL_DETAIL),
+        "title": english.readonly_title if readonly else english.full_title,
+        "detail": state.message or (english.readonly_detail if readonly else english.full_detail),
         "mode": state.mode,
         "retry_after": state.retry_after(),
     }

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from .rules import encodable
-from .texts import DEFAULT_LANGUAGE, Texts, banner, texts
+from .texts import DEFAULT_LANGUAGE, banner, texts
 from .times import format_instant
 
 if TYPE_CHECKING:
@@ -30,12 +30,6 @@ PROBLEM_TYPE = "urn:flask-maintenance:problem:maintenance"
 READONLY_PROBLEM_TYPE = "urn:flask-maintenance:problem:read-only"
 FEATURE_PROBLEM_TYPE = "urn:flask-maintenance:problem:feature"
 LINK_PROBLEM_TYPE = "urn:flask-maintenance:problem:bypass-link"
-# The English texts, for callers that speak no other language (Socket.IO refusals).
-FULL_TITLE = texts().full_title
-READONLY_TITLE = texts().readonly_title
-FULL_DETAIL = texts().full_detail
-FEATURE_DETAIL = texts().feature_detail
-READONLY_DETAIL = texts().readonly_detail
 STATUS_LINE = "503 SERVICE UNAVAILABLE"
 #: Marks every 503 the extension sends (value: ``full``, ``readonly`` or ``feature``), so that a
 #: proxy or the edge Worker can tell the app's own refusal from a server that is down.
@@ -201,7 +195,9 @@ def blocked(
         body = json.dumps(problem).encode()
         headers.append(("Content-Type", "application/problem+json"))
     else:
-        page = _Page(
+        from .page import Page  # here: a worker builds a page only once a state refuses requests
+
+        page = Page(
             words,
             title,
             detail,
@@ -243,7 +239,9 @@ def link_refused(*, as_json: bool, home: str) -> Answer:
         body = json.dumps(problem).encode()
         headers = [("Content-Type", "application/problem+json")]
     else:
-        body = _NOTICE.format(
+        from .page import NOTICE, NOTICE_CSP
+
+        body = NOTICE.format(
             language=DEFAULT_LANGUAGE, title=escape(title), detail=escape(detail), home=escape(home)
         ).encode()
         headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Security-Policy", NOTICE_CSP)]
@@ -309,123 +307,9 @@ def _instant(moment: datetime | None) -> str | None:
     return None if moment is None else format_instant(moment)
 
 
-@dataclass(frozen=True)
-class _Page:
-    """What the built-in page shows; :meth:`render` makes its HTML, every value escaped."""
-
-    words: Texts
-    title: str
-    detail: str
-    retry_after: int
-    ends_at: datetime | None
-    overdue: bool
-    status_url: str
-    feature: str | None
-    recovery_checks: Sequence[str]
-    #: The modes in which the page's request is still refused: it reloads itself in the others.
-    refused_in: tuple[str, ...]
-    write: bool
-    site_name: str | None
-    status_page_url: str | None
-
-    def render(self) -> str:
-        words = self.words
-        # The tab keeps the mode's title; the heading says what happened to the change.
-        heading = words.not_saved_title if self.write else self.title
-        attributes = {
-            "data-status-url": self.status_url,
-            "data-feature": self.feature,
-            # Validated to hold no spaces (config.py): one attribute, split on spaces by the script.
-            "data-checks": " ".join(self.recovery_checks) or None,
-            # Only when it differs from the full page's, the common case.
-            "data-refused-in": None if self.refused_in == ("full",) else " ".join(self.refused_in),
-            "data-write": "" if self.write else None,
-            "data-auto-reload": words.write_wait if self.write else words.auto_reload,
-            "data-back-again": words.back_again,
-            "data-your-time": words.your_time,
-            "data-overdue": words.overdue,
-        }
-        lead = f'<p class="lead">{escape(words.not_saved_detail)}</p>\n' if self.write else ""
-        back = (
-            f'<p><button type="button" id="back" hidden>{escape(words.go_back)}</button></p>\n'
-            if self.write
-            else ""
-        )
-        updates = ""
-        if self.status_page_url is not None:
-            updates = (
-                f'<p class="updates"><a href="{escape(self.status_page_url)}" rel="noopener noreferrer">'
-                f"{escape(words.follow_updates)}</a></p>\n"
-            )
-        return _PAGE.format(
-            language=words.language,
-            title=escape(self.title if self.site_name is None else f"{self.title} · {self.site_name}"),
-            site="" if self.site_name is None else f'<p class="site">{escape(self.site_name)}</p>\n',
-            heading=escape(heading),
-            attributes="".join(
-                f' {name}="{escape(value)}"' if value else f" {name}"
-                for name, value in attributes.items()
-                if value is not None
-            ),
-            lead=lead,
-            detail=paragraphs(self.detail),
-            expected=self._expected(),
-            back=back,
-            updates=updates,
-            live="" if self.write else escape(words.reload_hint),
-        )
-
-    def _expected(self) -> str:
-        words = self.words
-        again = escape(words.try_again.format(duration=words.duration(self.retry_after)))
-        if self.overdue:  # never a time in the past
-            return f"{escape(words.overdue)} {again}"
-        if self.ends_at is None:
-            return again
-        iso = format_instant(self.ends_at)
-        shown = self.ends_at.strftime("%Y-%m-%d %H:%M UTC")
-        when = f'<time datetime="{iso}" data-local>{shown}</time>'
-        return escape(words.back_by).format(time=when) + ' <span id="local-time"></span>'
-
-
-#: http(s) addresses in a message, which the page shows as links.
-_URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
-# Punctuation that ends a sentence rather than an address.
-_TRAILING = ".,;:!?)]}"
-
-
-def _has_host(url: str) -> bool:
-    try:
-        return bool(urlsplit(url).hostname)
-    except ValueError:  # "http://[::1" and the like
-        return False
-
-
-def paragraphs(text: str) -> str:
-    """A message as HTML: each line a paragraph, ``http(s)`` addresses as links, all escaped."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return "\n".join(f'<p class="detail">{_linked(line.strip())}</p>' for line in lines if line.strip())
-
-
-def _linked(line: str) -> str:
-    pieces = []
-    done = 0
-    for match in _URL.finditer(line):
-        url = match.group(0)
-        while url[-1] in _TRAILING and not (url[-1] == ")" and url.count("(") >= url.count(")")):
-            url = url[:-1]
-        if not _has_host(url):
-            continue  # "http://" alone: text, not a link
-        link = f'<a href="{escape(url)}" rel="noopener noreferrer nofollow">{escape(url)}</a>'
-        pieces += [escape(line[done : match.start()]), link]
-        done = match.start() + len(url)
-    pieces.append(escape(line[done:]))
-    return "".join(pieces)
-
-
-# The inline style and script are constants, so that the page's Content-Security-Policy can allow
-# exactly them by hash; what varies per answer travels in data- attributes.
-_STYLE = """
+#: The page's inline style and script: constants, so that its Content-Security-Policy can allow
+#: exactly them by hash; what varies per answer travels in data- attributes (:mod:`.page`).
+PAGE_STYLE = """
 :root { color-scheme: light dark; --fg: #1f2933; --muted: #52606d; --bg: #f5f7fa; --card: #fff; --accent: #d97706; }
 @media (prefers-color-scheme: dark) { :root { --fg: #e4e7eb; --muted: #9aa5b1; --bg: #1f2933; --card: #323f4b; } }
 * { box-sizing: border-box; }
@@ -446,7 +330,7 @@ a { color: inherit; }
 button { font: inherit; padding: .5rem 1.1rem; border: 0; border-radius: 6px; background: var(--accent); color: #fff; cursor: pointer; }
 """
 
-_SCRIPT = """
+PAGE_SCRIPT = """
 (function () {
   var main = document.querySelector("main");
   function text(name) { return main.getAttribute("data-" + name); }
@@ -508,64 +392,12 @@ _SCRIPT = """
 #: CSP sources that allow the built-in page's inline style and script, for an app whose own
 #: Content-Security-Policy (Flask-Talisman's, say) also applies to the page.
 PAGE_CSP_SOURCES = {
-    "style-src": f"'sha256-{base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()}'",
-    "script-src": f"'sha256-{base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()}'",
+    "style-src": f"'sha256-{base64.b64encode(hashlib.sha256(PAGE_STYLE.encode()).digest()).decode()}'",
+    "script-src": f"'sha256-{base64.b64encode(hashlib.sha256(PAGE_SCRIPT.encode()).digest()).decode()}'",
 }
 #: The page's own policy: nothing but its inline code, and polling the status on the same site.
 PAGE_CSP = (
     f"default-src 'none'; style-src {PAGE_CSP_SOURCES['style-src']}; "
     f"script-src {PAGE_CSP_SOURCES['script-src']}; connect-src 'self'; img-src 'none'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
-)
-
-# Self-contained on purpose: no stylesheet, script, font or image is fetched, so the page still
-# shows when static files or a CDN are part of what is down. (Templates for str.format.)
-_HEAD = (
-    """<!doctype html>
-<html lang="{language}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>{title}</title>
-<style>"""
-    + _STYLE.replace("{", "{{").replace("}", "}}")
-    + """</style>
-</head>
-<body>
-"""
-)
-
-_PAGE = (
-    _HEAD
-    + """<main role="main"{attributes}>
-{site}<h1>{heading}</h1>
-{lead}{detail}
-<p class="expected">{expected}</p>
-{back}{updates}<p class="live" id="live" aria-live="polite">{live}</p>
-</main>
-<script>"""
-    + _SCRIPT.replace("{", "{{").replace("}", "}}")
-    + """</script>
-</body>
-</html>
-"""
-)
-
-#: The policy of :func:`link_refused`'s page: its inline style, nothing else.
-NOTICE_CSP = (
-    f"default-src 'none'; style-src {PAGE_CSP_SOURCES['style-src']}; base-uri 'none'; "
-    "form-action 'none'; frame-ancestors 'self'"
-)
-
-_NOTICE = (
-    _HEAD
-    + """<main role="main">
-<h1>{title}</h1>
-<p class="detail">{detail}</p>
-<p class="live"><a href="{home}">Go to the site</a></p>
-</main>
-</body>
-</html>
-"""
 )

@@ -42,7 +42,6 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -53,6 +52,7 @@ from .backends.base import Heartbeats
 from .errors import BackendError
 from .rules import MODES
 from .times import format_instant, parse_instant
+from .values import Value, assign
 
 if TYPE_CHECKING:
     from .cache import StateCache
@@ -113,8 +113,7 @@ def _value(counter: itertools.count[int]) -> int:
     return int(repr(counter)[6:-1])
 
 
-@dataclass(frozen=True)
-class Heartbeat:
+class Heartbeat(Value):
     """One process's last heartbeat, as ``m.workers()`` and ``flask maintenance status`` show it.
 
     ``state`` is the mode it enforces (``"off"`` while off) and ``version`` that state's version
@@ -126,6 +125,18 @@ class Heartbeat:
     process publishes.
     """
 
+    __slots__ = _fields = (
+        "host",
+        "pid",
+        "kind",
+        "state",
+        "version",
+        "last_heartbeat",
+        "writes_in_flight",
+        "interval",
+        "rereading",
+        "age",
+    )
     host: str
     pid: int
     kind: str
@@ -134,8 +145,32 @@ class Heartbeat:
     last_heartbeat: datetime
     writes_in_flight: int
     interval: float
-    rereading: bool = False
-    age: float = 0.0
+    rereading: bool
+    age: float
+
+    def __init__(
+        self,
+        host: str,
+        pid: int,
+        kind: str,
+        state: str,
+        version: str,
+        last_heartbeat: datetime,
+        writes_in_flight: int,
+        interval: float,
+        rereading: bool = False,
+        age: float = 0.0,
+    ) -> None:
+        assign(self, "host", host)
+        assign(self, "pid", pid)
+        assign(self, "kind", kind)
+        assign(self, "state", state)
+        assign(self, "version", version)
+        assign(self, "last_heartbeat", last_heartbeat)
+        assign(self, "writes_in_flight", writes_in_flight)
+        assign(self, "interval", interval)
+        assign(self, "rereading", rereading)
+        assign(self, "age", age)
 
     @property
     def name(self) -> str:

@@ -19,7 +19,7 @@ from flask import Flask, Response
 from servers import HOST, TIMEOUT
 
 from flask_maintenance import Maintenance
-from flask_maintenance.endpoints import BANNER_JS
+from flask_maintenance.endpoints import banner_js
 from flask_maintenance.times import utcnow
 
 PAGE = """<!doctype html>
@@ -54,12 +54,12 @@ def shop(tmp_path: Path) -> Iterator[tuple[Flask, Maintenance, str]]:
 
 
 def test_small_one_file_and_served_in_every_mode(app: Flask, maintenance: Maintenance) -> None:
-    assert len(BANNER_JS) < 4096
+    assert len(banner_js()) < 4096
     client = app.test_client()
     for mode in ("full", "readonly", "banner"):
         maintenance.enable(mode=mode, app=app)
         answer = client.get("/_maintenance/banner.js")
-        assert answer.status_code == 200 and answer.data == BANNER_JS
+        assert answer.status_code == 200 and answer.data == banner_js()
         assert answer.mimetype == "text/javascript"
         assert answer.headers["X-Content-Type-Options"] == "nosniff"
     again = client.get("/_maintenance/banner.js", headers={"If-None-Match": answer.headers["ETag"]})

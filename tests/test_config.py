@@ -43,6 +43,20 @@ class TestDefaults:
         assert app.config["MAINTENANCE_STATUS_PATH"] == "/_maintenance"
         assert app.config["MAINTENANCE_TEMPLATE"] is None
 
+    def test_the_settings_hold_every_key_and_nothing_else(self, tmp_path: Path) -> None:
+        from flask_maintenance.config import KEYS, Settings
+
+        app = bare_app(tmp_path)
+        settings = Maintenance(app).settings(app=app)
+        # Each key's field is a typed, read-only attribute of the settings.
+        assert set(Settings.__annotations__) == {key.field for key in KEYS}
+        assert settings.retry_after == 60 and settings.status_path == "/_maintenance"
+        with pytest.raises(AttributeError):
+            settings.retry_after = 5
+        assert settings == Settings.from_config(app.config)
+        with pytest.raises(TypeError, match="missing"):
+            Settings(backend="file")
+
     def test_values_set_before_init_app_are_kept(self, tmp_path: Path) -> None:
         app = bare_app(tmp_path, MAINTENANCE_RETRY_AFTER=5, MAINTENANCE_STATUS_PATH="/status")
         Maintenance(app)

@@ -19,7 +19,8 @@ import pytest
 from flask import Flask
 
 from flask_maintenance.model import State
-from flask_maintenance.responses import FULL_DETAIL, PROBLEM_TYPE
+from flask_maintenance.responses import PROBLEM_TYPE
+from flask_maintenance.texts import texts
 
 AppFactory = Callable[..., Flask]
 RunFlask = Callable[..., subprocess.CompletedProcess[str]]
@@ -101,7 +102,7 @@ def assert_full_with_defaults(app: Flask) -> None:
         assert page.headers["Retry-After"] == DEFAULT_RETRY
         assert page.headers["Cache-Control"] == "no-store"
         assert page.mimetype == "text/html"
-        assert FULL_DETAIL.encode() in page.data
+        assert texts().full_detail.encode() in page.data
         api = client.get("/api/items")
         assert api.status_code == 503
         assert api.mimetype == "application/problem+json"

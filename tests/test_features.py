@@ -13,7 +13,8 @@ from click.testing import Result
 from flask import Blueprint, Flask, request
 
 from flask_maintenance import ConfigurationError, Maintenance, MaintenanceActive
-from flask_maintenance.responses import FEATURE_DETAIL, FEATURE_PROBLEM_TYPE
+from flask_maintenance.responses import FEATURE_PROBLEM_TYPE
+from flask_maintenance.texts import texts
 
 AppFactory = Callable[..., Flask]
 
@@ -206,7 +207,7 @@ class TestTheRefusal:
         assert response.status_code == 503
         assert response.content_type == "application/problem+json"
         problem = response.get_json()
-        assert problem["detail"] == FEATURE_DETAIL
+        assert problem["detail"] == texts().feature_detail
         assert problem["feature"] == "payments"
 
     def test_html_page_with_its_own_title_and_detail(self, shop: Shop) -> None:

@@ -31,8 +31,8 @@ import flask_maintenance.bypass
 from flask_maintenance import Maintenance
 from flask_maintenance.bypass import BypassCookie, hash_token, new_token
 from flask_maintenance.model import State
-from flask_maintenance.responses import FULL_DETAIL
 from flask_maintenance.rules import MAX_MESSAGE_LENGTH
+from flask_maintenance.texts import texts
 
 AppFactory = Callable[..., Flask]
 
@@ -119,11 +119,11 @@ def test_non_utf8_bytes_in_the_lock_file_fail_closed_to_the_default_page(app: Fl
     page = client.get("/")
     assert page.status_code == 503
     page.get_data().decode("utf-8")  # the page itself is valid UTF-8
-    assert page_detail(page) == FULL_DETAIL
+    assert page_detail(page) == texts().full_detail
     assert b"<script>alert" not in page.get_data() and b"\xe9" not in page.get_data()
     api = client.get("/api/items")
     assert api.status_code == 503
-    assert json.loads(api.get_data())["detail"] == FULL_DETAIL
+    assert json.loads(api.get_data())["detail"] == texts().full_detail
 
 
 @pytest.mark.parametrize("mode", ["full", "readonly", "banner"])
