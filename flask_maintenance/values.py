@@ -3,11 +3,11 @@
 ``flask-maintenance-guard`` and the ``flask-maintenance`` switch import these values, and must
 start fast on a machine starved of CPU: building a frozen dataclass costs more than the rest of
 either command (it imports :mod:`inspect` and generates code with ``exec``). A subclass names its
-fields in ``_fields`` (and ``__match_args__``), in the constructor's order, and sets them in its
-``__init__`` with :func:`assign`; this base gives it what a frozen dataclass had: equality and a
-hash over those fields, the same ``repr``, assignment refused, :meth:`Value.replace`, copies and
-pickles rebuilt by the constructor, weak references, and positional patterns
-(``case Feature(name, message)``).
+fields in ``_fields`` (a public one in ``__match_args__`` too), in the constructor's order, and
+sets them in its ``__init__`` with :func:`assign`; this base gives it what a frozen dataclass
+had: equality and a hash over those fields, the same ``repr``, assignment refused,
+:meth:`Value.replace`, copies and pickles rebuilt by the constructor, weak references, and
+positional patterns (``case Feature(name, message)``).
 """
 
 from __future__ import annotations
