@@ -124,8 +124,30 @@ def _app_guard(import_path: str) -> Guard:
     return skip_during_maintenance(app=app)
 
 
+#: Exit statuses as ``flask maintenance`` gives them (Click's): bad input 2, a failed backend or
+#: Ctrl-C 1.
+EX_BAD_INPUT = 2
+EX_FAILED = 1
+#: The guard's Ctrl-C before its command starts: the shell's status for SIGINT, since the
+#: command's own 1 must not be mistaken for it.
+EX_INTERRUPTED = 130
+
+
+def _aborted(status: int) -> NoReturn:
+    """Ctrl-C: the line Click prints for it (``flask maintenance`` prints the same), no traceback."""
+    print("\nAborted!", file=sys.stderr)
+    sys.exit(status)
+
+
 def guard(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of ``flask-maintenance-guard``."""
+    try:
+        _guard(argv)
+    except KeyboardInterrupt:  # before the command started: it did not run
+        _aborted(EX_INTERRUPTED)
+
+
+def _guard(argv: Sequence[str] | None) -> NoReturn:
     args = list(sys.argv[1:] if argv is None else argv)
     parser = _guard_parser()
     if "--" in args:
@@ -166,10 +188,6 @@ def guard(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 # -- flask-maintenance: the switch -----------------------------------------------------------
-
-#: Exit statuses as ``flask maintenance`` gives them (Click's): bad input 2, a failed backend 1.
-EX_BAD_INPUT = 2
-EX_FAILED = 1
 
 
 def _switch_parser() -> argparse.ArgumentParser:
@@ -254,8 +272,8 @@ def _switch_status(backend: Backend, as_json: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``flask-maintenance``: ``on``, ``off`` or ``status`` on a lock file or a
     Redis backend, as ``flask maintenance`` does, with the same messages and exit statuses."""
-    options = _switch_parser().parse_args(argv)
     try:
+        options = _switch_parser().parse_args(argv)
         backend = backend_without_app(
             options.lock_file, options.backend, missing="give --lock-file or --backend"
         )
@@ -269,4 +287,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # As Click shows its exceptions: one line on stderr, no traceback.
         print(f"Error: {error}", file=sys.stderr)
         return EX_BAD_INPUT if isinstance(error, ConfigurationError) else EX_FAILED
+    except KeyboardInterrupt:  # a write is atomic: the state is the old one or the new one
+        _aborted(EX_FAILED)
     return 0

@@ -41,7 +41,17 @@ class Entry(Value):
     ``feature-off`` and ``feature-on``. ``who`` is ``user@host``, or ``"schedule"``.
     """
 
-    __slots__ = _fields = ("at", "event", "who", "origin", "mode", "message", "until", "starts_at", "feature")
+    __slots__ = _fields = __match_args__ = (
+        "at",
+        "event",
+        "who",
+        "origin",
+        "mode",
+        "message",
+        "until",
+        "starts_at",
+        "feature",
+    )
     at: datetime
     event: str
     who: str

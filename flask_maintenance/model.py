@@ -40,7 +40,7 @@ LONG_OUTAGE = timedelta(hours=24)
 class Feature(Value):
     """A feature switched off on its own: its views, commands and guarded functions refuse."""
 
-    __slots__ = _fields = ("name", "message", "started_at")
+    __slots__ = _fields = __match_args__ = ("name", "message", "started_at")
     name: str
     message: str | None
     started_at: datetime | None
@@ -57,7 +57,7 @@ class Schedule(Value):
     It ends by itself at ``ends_at`` only with ``auto_off``; otherwise someone runs ``off``.
     """
 
-    __slots__ = _fields = ("starts_at", "ends_at", "mode", "message", "auto_off")
+    __slots__ = _fields = __match_args__ = ("starts_at", "ends_at", "mode", "message", "auto_off")
     starts_at: datetime
     ends_at: datetime | None
     mode: str
@@ -101,7 +101,7 @@ class State(Value):
     ``messages`` holds the operator's translations of ``message`` by language tag (``de``).
     """
 
-    _fields = (
+    _fields = __match_args__ = (
         "active",
         "mode",
         "retry",
@@ -294,7 +294,7 @@ class Plan(Value):
     maintenance) and writers refuse to overwrite it, so nobody's plan is lost by accident.
     """
 
-    __slots__ = _fields = ("schedule", "features", "damage")
+    __slots__ = _fields = __match_args__ = ("schedule", "features", "damage")
     schedule: Schedule | None
     features: Mapping[str, Feature]
     damage: str | None

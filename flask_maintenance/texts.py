@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 
 from .values import Value, assign
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .model import State
-
-#: Where the catalog's files are: beside this module, as the wheel installs them.
-CATALOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "catalog")
 
 #: The languages of the catalog (``Content-Language`` values), English first: the default.
 LANGUAGES = ("en", "de", "ko", "ja", "fr", "es", "pt", "zh-Hans")
@@ -31,7 +27,7 @@ class Texts(Value):
     Made with ``language`` and every other field by keyword, as each catalog file holds them.
     """
 
-    _fields = (
+    _fields = __match_args__ = (
         "language",
         "full_title",
         "readonly_title",
@@ -121,8 +117,12 @@ def texts(language: str = DEFAULT_LANGUAGE) -> Texts:
     """
     if language not in LANGUAGES:
         raise ValueError(f"the message catalog has no language {language!r}")
-    with open(os.path.join(CATALOG, f"{language}.json"), encoding="utf-8") as file:
-        raw = json.load(file)
+    # Through importlib, not open(): the package may be inside a zip archive. Imported here: only
+    # pages read the catalog, never the console scripts, which must start fast.
+    from importlib import resources
+
+    catalog = resources.files(__package__).joinpath("catalog")
+    raw = json.loads(catalog.joinpath(f"{language}.json").read_text("utf-8"))
     values = {name: raw[name] for name in Texts._fields[1:]}
     for plural in ("second", "minute", "hour"):
         values[plural] = tuple(values[plural])

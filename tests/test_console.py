@@ -6,14 +6,18 @@ run as real subprocesses against the same project and compared.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from cli_support import Project, assert_one_line_error, make_project
+from cli_support import FLASK, SWITCH, TIMEOUT, Project, assert_one_line_error, make_project
 
 from flask_maintenance.backends import FileBackend
 from flask_maintenance.model import State
@@ -145,6 +149,43 @@ class TestSameAsTheFlaskCommand:
         assert switch.stderr == flask.stderr
         assert_one_line_error(switch, status, "Error: ")
         assert not project.lock_file.exists()
+
+    def test_ctrl_c_while_another_change_holds_the_lock_is_aborted_alike(self, project: Project) -> None:
+        # Another change holds the update lock; the operator gives up with Ctrl-C: one line, no
+        # traceback, nothing written, and the same words and status from both commands.
+        project.lock_file.parent.mkdir(parents=True, exist_ok=True)
+        seen = []
+        with open(f"{project.lock_file}.flock", "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            for argv in (
+                [FLASK, "maintenance", "on"],
+                [SWITCH, "on", "--lock-file", str(project.lock_file)],
+            ):
+                seen.append(interrupted_while_waiting_for_the_lock(project, argv))
+        assert seen[0] == seen[1] == (1, "\nAborted!\n")
+        assert not project.lock_file.exists()
+
+
+def interrupted_while_waiting_for_the_lock(project: Project, argv: list[str]) -> tuple[int, str]:
+    """Ctrl-C ``argv`` once it has opened ``<lock>.flock`` (waiting for it); its status and stderr."""
+    process = subprocess.Popen(
+        argv, cwd=project.root, env=project.env(), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        fds = Path(f"/proc/{process.pid}/fd")
+        for _ in range(1000):  # at most 10 s
+            with contextlib.suppress(OSError):  # the process may be replacing its files
+                if any(str(link.readlink()).endswith(".flock") for link in fds.iterdir()):
+                    break
+            time.sleep(0.01)
+        else:
+            pytest.fail(f"{argv[0]} never opened the update lock")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+        process.wait()
+    return process.returncode, err
 
 
 class TestHostileInput:

@@ -263,6 +263,30 @@ class TestGuardScript:
             process.wait(timeout=TIMEOUT)
         assert (project.markers / "term").read_text() == "term\n"
 
+    def test_ctrl_c_while_the_app_loads_runs_nothing_and_shows_no_traceback(self, project: Project) -> None:
+        loading = project.root / "loading"
+        (project.root / "slow_app.py").write_text(
+            f"import time\nopen({str(loading)!r}, 'w').write('loading\\n')\ntime.sleep(30)\n"
+        )
+        argv = [GUARD, "--app", "slow_app", "--", *writes_marker(project)]
+        process = subprocess.Popen(
+            argv,
+            cwd=project.root,
+            env=project.env(),
+            stdin=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert wait_for_line(loading) == "loading"
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=TIMEOUT)
+        finally:
+            process.kill()
+            process.wait(timeout=TIMEOUT)
+        assert (process.returncode, err) == (130, "\nAborted!\n")
+        assert project.ran("job") == 0
+
     def test_skip_exit_code(self, project: Project) -> None:
         project.switch_on()
         lock = str(project.lock_file)

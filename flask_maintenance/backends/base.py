@@ -25,7 +25,7 @@ class Damaged(Value):
     Readers fail closed on it; ``reason`` tells the operator what is wrong.
     """
 
-    __slots__ = _fields = ("reason",)
+    __slots__ = _fields = __match_args__ = ("reason",)
     reason: str
 
     def __init__(self, reason: str) -> None:
