@@ -1,6 +1,6 @@
 """Instructions per request, counted by valgrind's callgrind: the in-process cost without noise.
 
-CPU time on a shared 2-core machine moves by ±30 % from round to round, far more than the 2 %
+CPU time on a shared 2-core machine moves by ±30 % from round to round, far more than the 1 %
 the "off" target allows. Instruction counts are repeatable whatever else the machine does, so
 this section is the one that decides "off/bare ≥ 0.99". Each variant runs twice under callgrind,
 once with N requests and once with none; the difference over N is the cost of one request
