@@ -26,7 +26,6 @@ from .hook import request_hook
 from .inflight import CountUnsafeRequests
 from .languages import choose
 from .model import FEATURES_ATTRIBUTE, Schedule, State, features_of
-from .notify import Announcer
 from .signals import maintenance_disabled, maintenance_enabled, request_blocked
 from .workers import Heartbeat, Worker, read_heartbeats
 
@@ -91,7 +90,6 @@ class Maintenance:
             self._bypass_rules,
             self._features,
             on_change=_signal_changes(app),
-            announcer=Announcer(settings.webhooks),
         )
         if settings.protect_database:
             from .database import protect_configured
@@ -369,8 +367,7 @@ class Maintenance:
 
         :return: whether everything was settled within ``timeout`` seconds.
         """
-        announcer = self._gate(app).announcer
-        return announcer is None or announcer.wait(timeout)
+        return self._gate(app).announcer.wait(timeout)
 
     def settings(self, *, app: Flask | None = None) -> config.Settings:
         """The app's ``MAINTENANCE_*`` config as validated by :meth:`init_app`."""

@@ -27,7 +27,6 @@ from .cache import StateCache
 from .config import Settings
 from .languages import Choice, choose
 from .model import OFF, Feature, State
-from .notify import Announcer
 from .responses import ACCEPT_PREFIX, Answer, accepts_json, banner_header, blocked
 from .signals import request_blocked
 from .workers import Worker
@@ -35,6 +34,8 @@ from .workers import Worker
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
     from flask import Flask
+
+    from .notify import Announcer
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -276,13 +277,12 @@ class Gate:
         rules: list[BypassRule],
         features: Features,
         on_change: Callable[[State, State], None] | None = None,
-        announcer: Announcer | None = None,
     ) -> None:
         self.settings = settings
         self._app = weakref.ref(app)
         self._on_change = on_change
-        #: Tells of transitions (history, webhooks); the writer and the cache report to it.
-        self.announcer = announcer
+        self._announcer: Announcer | None = None
+        self._announcer_lock = threading.Lock()
         self._warned: set[str] = set()
         self.use_backend(backend)
         #: This process's heartbeat and unsafe requests in flight (``--wait``), for this app.
@@ -560,12 +560,24 @@ class Gate:
         interval = self.settings.check_interval if check_interval is None else check_interval
         self.cache = StateCache(backend, self.settings.retry_after, interval, on_change=self._changed)
 
+    @property
+    def announcer(self) -> Announcer:
+        """Tells of transitions (history, webhooks); the writer and the cache report to it. Made
+        on first use, so that a web worker that has seen no change never imports it; one per
+        gate, so that :meth:`Announcer.wait` sees every notification this process sent."""
+        if self._announcer is None:
+            with self._announcer_lock:
+                if self._announcer is None:
+                    from .notify import Announcer
+
+                    self._announcer = Announcer(self.settings.webhooks)
+        return self._announcer
+
     def _changed(self, previous: State, current: State) -> None:
         """What this process does when its cache sees the state change."""
         if self._on_change is not None:
             self._on_change(previous, current)
-        if self.announcer is not None:
-            self.announcer.observe(self.backend, previous, current)
+        self.announcer.observe(self.backend, previous, current)
 
     def warn_once(self, message: str) -> None:
         """Log ``message`` with the current traceback once as a warning, then at DEBUG.

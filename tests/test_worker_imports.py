@@ -18,6 +18,8 @@ import pytest
 NOT_WHILE_OFF = (
     # writing the state, and telling of writes
     "flask_maintenance.writes",
+    "flask_maintenance.history",
+    "flask_maintenance.notify",
     "flask_maintenance.webhooks",
     # the command line, the operator's switch and what only they use
     "flask_maintenance.cli",
