@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 from flask import Flask
 
 from . import rules
+from .answer import MARKER_HEADER
 from .errors import ConfigurationError
-from .responses import MARKER_HEADER
 from .values import Value, assign
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -313,8 +313,8 @@ class Protection:
 
     def answer(self, error: WriteRefused) -> Response:
         """The maintenance 503 for a request whose write the database refused (never a 500)."""
+        from .accept import prefers_json
         from .hook import refusal
-        from .responses import prefers_json
 
         app = self._app()
         assert app is not None  # the app is answering this request

@@ -17,11 +17,12 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 
+from .accept import ACCEPT_ENTRIES, ACCEPT_PREFIX, JSON_TYPES
+from .answer import MARKER_HEADER
 from .bypass import MAX_ADDRESS_LENGTH
 from .gate import SAFE_METHODS, Gate, PathSet
 from .model import Plan, State, resolve
 from .proxy import static_answer
-from .responses import ACCEPT_ENTRIES, ACCEPT_PREFIX, JSON_TYPES, MARKER_HEADER
 from .rules import BLOCKING_MODES, MAX_SECONDS, MODES
 from .times import INSTANT
 

@@ -18,9 +18,9 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from . import times
+from .accept import prefers_json
 from .bypass import safe_next, token_matches
 from .gate import Gate
-from .responses import link_refused, prefers_json, public_status
 
 logger = logging.getLogger("flask_maintenance")
 
@@ -44,6 +44,8 @@ def _gate() -> Gate:
 
 @blueprint.get("", endpoint="status")
 def maintenance_status() -> Response:
+    from .responses import public_status  # here: a worker that nobody asks never loads it
+
     gate = _gate()
     response = jsonify(public_status(gate.cache.get(), times.utcnow()))
     response.headers["Cache-Control"] = "no-store"
@@ -83,6 +85,8 @@ def maintenance_bypass(token: str) -> WerkzeugResponse:
     gate = _gate()
     state = gate.cache.get()
     if not token_matches(token, state):
+        from .responses import link_refused
+
         as_json = prefers_json(request.headers.get("Accept"))
         answer = link_refused(as_json=as_json, home=request.script_root + "/")
         return Response(answer.body, status=answer.status, headers=list(answer.headers))

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 from flask import Response
 from flask.ctx import RequestContext
 
+from .answer import STATUS_LINE
 from .gate import SAFE_METHODS, Action, Gate, Verdict, script_root
 from .hook import finish
 from .languages import ACCEPT_LANGUAGE_PREFIX
 from .probes import probe_answer, probe_paths, send
-from .responses import STATUS_LINE
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

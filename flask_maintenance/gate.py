@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
+from .accept import ACCEPT_PREFIX, accepts_json
 from .backends import Backend
 from .bypass import BypassCookie, BypassRule, IPAllowlist, token_matches
 from .cache import StateCache
 from .config import Settings
 from .languages import Choice, choose
 from .model import OFF, Feature, State
-from .responses import ACCEPT_PREFIX, Answer, accepts_json, banner_header, blocked
 from .signals import request_blocked
 from .workers import Worker
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
     from flask import Flask
 
+    from .answer import Answer
     from .notify import Announcer
 
 logger = logging.getLogger("flask_maintenance")
@@ -154,6 +155,8 @@ class Prepared:
         language = choose(accept_language, self.state.languages)  # cached: one look-up
         header = self.banners.get(language)
         if header is None:
+            from .responses import banner_header  # here: a worker needs it only once there is a banner
+
             header = self.banners[language] = ("X-Maintenance-Banner", banner_header(self.state, *language))
         return header
 
@@ -503,6 +506,9 @@ class Gate:
                 answers = self._answers[1]
         answer = answers.get(key)
         if answer is None:
+            # Here: a web worker loads the page and the problem JSON only once a state refuses.
+            from .responses import banner_header, blocked
+
             answer = blocked(
                 state,
                 readonly=state.mode == "readonly",

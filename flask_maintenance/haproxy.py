@@ -20,11 +20,11 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from .answer import Answer
 from .config import IPNetwork
 from .errors import ConfigurationError
 from .probes import LIVE, READY
 from .proxy import literal
-from .responses import Answer
 
 #: HAProxy holds a file's whole answer in one buffer (``tune.bufsize``, 16 KiB by default),
 #: headers included, and keeps ``tune.maxrewrite`` (1 KiB) of it free for rewriting; each header

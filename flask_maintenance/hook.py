@@ -22,7 +22,6 @@ from .gate import SAFE_METHODS, Action, Gate, Verdict, script_root
 from .languages import choose
 from .model import Feature, State, features_of
 from .probes import probe_answer, probe_paths
-from .responses import PAGE_CSP
 from .signals import request_blocked
 
 if TYPE_CHECKING:
@@ -192,6 +191,8 @@ def refusal(app: Flask, gate: Gate, state: State, as_json: bool, feature: Featur
         else:
             response.set_data(page)
             # The built-in page's policy allows only its own inline code, not the template's.
+            from .responses import PAGE_CSP  # loaded by the answer above
+
             ours = ("Content-Security-Policy", PAGE_CSP)
             response.headers = Headers([header for header in response.headers.items() if header != ours])
     return response

@@ -17,7 +17,7 @@ import functools
 import re
 from typing import NamedTuple
 
-from .responses import _quality as weight
+from .accept import quality as weight
 from .texts import DEFAULT_LANGUAGE, LANGUAGES
 
 #: How much of an ``Accept-Language`` header is read, and how many of its entries.

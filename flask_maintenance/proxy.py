@@ -13,10 +13,11 @@ import stat
 from collections.abc import Iterable
 from datetime import datetime
 
+from .answer import Answer
 from .config import IPNetwork, Settings
 from .errors import ConfigurationError
 from .model import State
-from .responses import Answer, blocked
+from .responses import blocked
 from .rules import MODES
 
 #: The internal URI the snippet serves the page under (never reachable from outside).

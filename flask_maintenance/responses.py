@@ -9,16 +9,14 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import itertools
 import json
-import re
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .answer import MARKER_HEADER, Answer
 from .rules import encodable
 from .texts import DEFAULT_LANGUAGE, banner, texts
 from .times import format_instant
@@ -30,104 +28,8 @@ PROBLEM_TYPE = "urn:flask-maintenance:problem:maintenance"
 READONLY_PROBLEM_TYPE = "urn:flask-maintenance:problem:read-only"
 FEATURE_PROBLEM_TYPE = "urn:flask-maintenance:problem:feature"
 LINK_PROBLEM_TYPE = "urn:flask-maintenance:problem:bypass-link"
-STATUS_LINE = "503 SERVICE UNAVAILABLE"
-#: Marks every 503 the extension sends (value: ``full``, ``readonly`` or ``feature``), so that a
-#: proxy or the edge Worker can tell the app's own refusal from a server that is down.
-MARKER_HEADER = "X-Maintenance"
-
-
-#: How much of an Accept header is looked at, and how many look-alikes of one range are skipped
-#: at most: a hostile header of any length costs no more than a browser's.
-ACCEPT_PREFIX = 512
-ACCEPT_ENTRIES = 32
-#: How many distinct Accept headers :data:`accepts_json` remembers.
-ACCEPT_CACHE_SIZE = 256
 #: Longest ``X-Maintenance-Banner``: proxies refuse (nginx: 502) answers with huge headers.
 MAX_BANNER_BYTES = 1024
-JSON_TYPES = ("application/json", "application/problem+json")
-_QUALITY = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A complete HTTP answer: status code, headers (without Content-Length) and body."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    #: The ``Retry-After`` it sends, in seconds.
-    retry_after: int
-    #: ``next()`` of it counts one refusal with this answer (the gate gives each answer its
-    #: counter): one C call, which threads may share.
-    counter: Iterator[object] = field(default_factory=itertools.count, compare=False, repr=False)
-    #: The headers with ``Content-Length``, as the fast path sends them. Made with the rest (not
-    #: a cached property): attributes set later slow down every read of the others.
-    wsgi_headers: tuple[tuple[str, str], ...] = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        headers = (*self.headers, ("Content-Length", str(len(self.body))))
-        object.__setattr__(self, "wsgi_headers", headers)
-
-
-def prefers_json(accept: str | None) -> bool:
-    """Whether an Accept header prefers JSON over HTML.
-
-    Hand-written rather than Werkzeug's ``parse_accept_header``, which costs milliseconds on a
-    hostile 8 KB header: only the first :data:`ACCEPT_PREFIX` characters are read, and only for
-    the few ranges that matter, each found by one C-speed ``str.find``. As in RFC 9110, the most
-    specific range that covers a type gives its quality.
-    """
-    if not accept:
-        return False
-    accept = (accept if len(accept) <= ACCEPT_PREFIX else accept[:ACCEPT_PREFIX]).lower()
-    # Cheap first look: most browsers and crawlers never mention JSON.
-    if "json" not in accept and "application/*" not in accept:
-        return False
-    qualities = [q for q in (_range_quality(accept, media) for media in JSON_TYPES) if q is not None]
-    json_quality = max(qualities) if qualities else None
-    if json_quality is None:
-        json_quality = _range_quality(accept, "application/*")
-    html_quality = _range_quality(accept, "text/html")
-    if html_quality is None:
-        html_quality = _range_quality(accept, "text/*")
-    anything = _range_quality(accept, "*/*")
-    json_quality = anything if json_quality is None else json_quality
-    html_quality = anything if html_quality is None else html_quality
-    return (json_quality or 0.0) > (html_quality or 0.0)
-
-
-#: :func:`prefers_json`, remembered for the last :data:`ACCEPT_CACHE_SIZE` distinct headers: how
-#: the hot path reads ``Accept``, as ``accepts_json(accept[:ACCEPT_PREFIX])``. The caller cuts the
-#: header to the part :func:`prefers_json` reads before it is hashed (a C-level slice, no copy
-#: for a usual header), so a hostile header costs a bounded hash, and a client that varies its
-#: header one bounded parse per request. Clients send a handful of distinct headers, so nearly
-#: every request costs one C call: lru_cache is thread-safe, bounded, and a hit runs no Python.
-accepts_json = functools.lru_cache(maxsize=ACCEPT_CACHE_SIZE)(prefers_json)
-
-
-def _range_quality(accept: str, media: str) -> float | None:
-    """The quality of the first range that is exactly ``media``, or ``None`` if there is none."""
-    start = 0
-    for _ in range(ACCEPT_ENTRIES):
-        found = accept.find(media, start)
-        if found < 0:
-            return None
-        end = found + len(media)
-        if (found == 0 or accept[found - 1] in ", \t") and accept[end : end + 1] in ("", ",", ";", " ", "\t"):
-            parameters_end = accept.find(",", end)
-            return _quality(accept[end : parameters_end if parameters_end >= 0 else len(accept)])
-        start = end
-    return None
-
-
-def _quality(parameters: str) -> float:
-    """The ``q`` of a media range's parameters: 1 when absent, 0 when unreadable."""
-    for parameter in parameters.split(";", 4)[:4]:
-        name, _, value = parameter.partition("=")
-        if name.strip() == "q":
-            match = _QUALITY.fullmatch(value.strip())
-            return float(match.group(0)) if match else 0.0
-    return 1.0
 
 
 def blocked(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from flask_maintenance import Maintenance
-from flask_maintenance.responses import ACCEPT_CACHE_SIZE, ACCEPT_PREFIX, accepts_json, prefers_json
+from flask_maintenance.accept import ACCEPT_CACHE_SIZE, ACCEPT_PREFIX, accepts_json, prefers_json
 
 HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 JSON = "application/json"

@@ -40,7 +40,7 @@ from servers import (
 )
 
 from flask_maintenance import Maintenance
-from flask_maintenance.responses import prefers_json
+from flask_maintenance.accept import prefers_json
 from flask_maintenance.times import format_instant
 
 CI_FOLDER = Path(__file__).resolve().parent.parent / ".ci"

@@ -45,7 +45,7 @@ from werkzeug.test import EnvironBuilder
 
 import flask_maintenance.responses
 from flask_maintenance import ConfigurationError, Maintenance, State
-from flask_maintenance.responses import prefers_json
+from flask_maintenance.accept import prefers_json
 
 AppFactory = Callable[..., Flask]
 T = TypeVar("T")

@@ -21,6 +21,8 @@ NOT_WHILE_OFF = (
     "flask_maintenance.history",
     "flask_maintenance.notify",
     "flask_maintenance.webhooks",
+    # the page and the problem JSON, built once a state refuses
+    "flask_maintenance.responses",
     # the command line, the operator's switch and what only they use
     "flask_maintenance.cli",
     "flask_maintenance.console",
