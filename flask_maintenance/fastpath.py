@@ -112,7 +112,9 @@ class FastPath:
             if gate.debug_refusals:  # the same quiet record the app's refusals write
                 logger.debug("refused %s %s (mode %s)", method, environ.get("PATH_INFO"), state.mode)
             start_response(STATUS_LINE, list(answer.wsgi_headers))
-            return [answer.body] if method == "GET" or method.upper() != "HEAD" else []
+            # No body for HEAD exactly, as the server and Flask read it: they send one for "head"
+            # (another method), so leaving it out would fall short of Content-Length.
+            return [] if method == "HEAD" else [answer.body]
         finally:
             if work is not None:
                 work.end()

@@ -11,6 +11,7 @@ something hang is tested with a bound, so that it fails by timeout instead of ha
 from __future__ import annotations
 
 import functools
+import http.client
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ from servers import (  # noqa: F401 (fixtures)
     redis_server,
     require_module,
 )
+from werkzeug.serving import make_server
 from werkzeug.test import EnvironBuilder
 
 import flask_maintenance.responses
@@ -829,6 +831,31 @@ def test_readonly_serves_lower_case_safe_methods_with_and_without_the_fast_path(
             assert answer.status_code == 200, (fast_path, method)
         refused = client.open("/form", method="POST", environ_overrides={"REQUEST_METHOD": "post"})
         assert refused.status_code == 503, fast_path
+        extension_of(app).disable(app=app)
+
+
+def test_a_refusal_to_a_lower_case_head_is_framed_as_the_server_sends_it(make_app: AppFactory) -> None:
+    # Servers and Flask leave out the body for HEAD only ("head" is another method): a refusal
+    # that left it out too would promise Content-Length bytes that never come.
+    for fast_path in (True, False):
+        app = make_app(MAINTENANCE_FAST_PATH=fast_path)
+        extension_of(app).enable(app=app)
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+            connection.request("head", "/")
+            answer = connection.getresponse()
+            body = answer.read()  # IncompleteRead when the body is short of Content-Length
+            connection.close()
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(10)
+        assert answer.status == 503, fast_path
+        assert len(body) == int(answer.headers["Content-Length"]) > 0, fast_path
+        assert body == app.test_client().get("/").get_data(), fast_path
         extension_of(app).disable(app=app)
 
 
