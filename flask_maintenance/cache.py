@@ -70,7 +70,8 @@ class StateCache:
     Only when the interval has run out does one caller read the backend: the lock document and
     the plan, combined with the time of day (a scheduled window starts with no one acting).
     An interval of 0 reads on every call. ``timer`` (monotonic) is injectable for tests; the time
-    of day comes from :func:`flask_maintenance.times.utcnow`.
+    of day comes from :func:`flask_maintenance.times.utcnow`. ``on_change`` is called when the
+    mode changes, ``on_read`` after each of those reads (once per interval at most).
 
     Failure policy: a backend that raises :class:`BackendError` keeps the last known state
     (off when none is known yet) and logs one warning per interval, not one per request.
@@ -83,6 +84,7 @@ class StateCache:
         interval: float,
         timer: Timer | None = None,
         on_change: Callable[[State, State], None] | None = None,
+        on_read: Callable[[], None] | None = None,
     ) -> None:
         self.backend = backend
         self.default_retry = default_retry
@@ -90,6 +92,7 @@ class StateCache:
         # Looked up here, not at import, so that tests can patch this module's timer.
         self._timer = timer or monotonic
         self._on_change = on_change
+        self._on_read = on_read
         self._lock_document = _Document(backend, lambda raw: State.parse(raw, default_retry))
         self._plan_document = _Document(backend.sibling("plan"), Plan.parse)
         self._mutex = threading.Lock()
@@ -125,6 +128,8 @@ class StateCache:
             if self._timer() >= self._fresh_until:
                 self._remember(self._read())
                 self._new_version()
+                if self._on_read is not None:
+                    self._on_read()
                 self._fresh_until = self._timer() + self.interval if self.interval else float("-inf")
             return self._state
         finally:
@@ -195,6 +200,10 @@ class StateCache:
 
     def _remember(self, state: State) -> None:
         previous, known = self._state, self._known
+        if known and state == previous:
+            # Nothing changed (each read resolves the documents anew): keep the object, and with
+            # it the answers the gate prepared for it, instead of building them every interval.
+            return
         self._state, self._known = state, True
         if state.window not in self._long_outages and state.long_outage():
             self._long_outages.add(state.window)  # once per window and process

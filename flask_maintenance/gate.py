@@ -109,8 +109,8 @@ class Prepared:
     """What the hot path needs of one state, made once when the cached state changes.
 
     An immutable value swapped whole in one attribute, so threads see the old one or the new one.
-    The cache reads a new state object at most once per interval, so these are rebuilt at most
-    that often (which is also when a change of the log level is noticed).
+    The cache keeps its state object while what it reads does not change, so these are rebuilt
+    only when the state does (at most once per interval).
     """
 
     state: State
@@ -313,8 +313,8 @@ class Gate:
         self._answers_lock = threading.Lock()
         #: The hot path's values for the state seen last (see :meth:`prepared`).
         self.current = _prepare(OFF)
-        #: Whether the debug log wants a line per refusal: looked up when the cached state
-        #: changes (at most once per interval), not per request.
+        #: Whether the debug log wants a line per refusal: looked up after each reading of the
+        #: state (at most once per interval), not per request.
         self.debug_refusals = False
 
     # -- the decision ----------------------------------------------------------------------
@@ -401,8 +401,12 @@ class Gate:
             if len(self._views) != self._views_seen:
                 self._find_open_endpoints()
             prepared = self.current = _prepare(state)
-            self.debug_refusals = logger.isEnabledFor(logging.DEBUG)
         return prepared
+
+    def _read_again(self) -> None:
+        """After each reading of the state (at most once per interval, even when it is the same
+        state): notice a change of the log level."""
+        self.debug_refusals = logger.isEnabledFor(logging.DEBUG)
 
     def _find_open_endpoints(self) -> None:
         """Add the paths of :data:`OPEN_ENDPOINTS` to the open paths (again when views change)."""
@@ -564,7 +568,9 @@ class Gate:
         :param check_interval: instead of ``MAINTENANCE_CHECK_INTERVAL``.
         """
         interval = self.settings.check_interval if check_interval is None else check_interval
-        self.cache = StateCache(backend, self.settings.retry_after, interval, on_change=self._changed)
+        self.cache = StateCache(
+            backend, self.settings.retry_after, interval, on_change=self._changed, on_read=self._read_again
+        )
 
     @property
     def announcer(self) -> Announcer:

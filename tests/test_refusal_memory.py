@@ -102,6 +102,27 @@ def test_a_new_state_forgets_the_answers_of_the_old_one(apps: tuple[Flask, Flask
     assert client.get("/", headers={"Accept-Language": GERMAN}).status_code == 200
 
 
+def test_an_unchanged_state_keeps_its_answers_from_one_reading_to_the_next(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Interval 0: the lock file is read again before every request. Nothing changed, so the page
+    # is built once, not once per reading (which would be once per second per worker).
+    from flask_maintenance import responses
+
+    app = make_app()
+    extension(app).enable(message="Upgrading", app=app)
+    built: list[bool] = []
+    real = responses.blocked
+    monkeypatch.setattr(responses, "blocked", lambda *a, **k: built.append(True) or real(*a, **k))
+    client = app.test_client()
+    pages = {client.get("/", headers={"Accept-Language": GERMAN}).get_data() for _ in range(5)}
+    assert len(pages) == 1 and b"Upgrading" in pages.pop()
+    assert len(built) == 1
+    extension(app).enable(message="Nearly done", app=app)
+    assert b"Nearly done" in client.get("/", headers={"Accept-Language": GERMAN}).get_data()
+    assert len(built) == 2
+
+
 def test_a_countdown_is_never_answered_from_memory(apps: tuple[Flask, Flask]) -> None:
     fast = apps[0]
     ends_at = datetime.now(timezone.utc) + timedelta(hours=2)
